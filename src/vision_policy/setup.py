@@ -1,0 +1,49 @@
+"""Install vision_policy; the workspace's launch/, config/ and models/ go to its share directory."""
+import os
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'vision_policy'
+HERE = Path(__file__).resolve().parent
+# The workspace root holds the one copy of launch/, config/ and models/.
+WORKSPACE = HERE.parent.parent
+
+
+def share_files(folder: str, patterns: tuple) -> list:
+    """List (install dir, [files]) for each file under WORKSPACE/folder that matches."""
+    root = WORKSPACE / folder
+    found = sorted(p for pattern in patterns for p in root.rglob(pattern) if p.is_file())
+    groups = {}
+    for path in found:
+        target = Path('share') / PACKAGE / path.parent.relative_to(WORKSPACE)
+        groups.setdefault(str(target), []).append(os.path.relpath(path, HERE))
+    return sorted(groups.items())
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        *share_files('launch', ('*.launch.py',)),
+        *share_files('config', ('*.yaml',)),
+        *share_files('models', ('*.onnx', '*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='vision_policy maintainers',
+    maintainer_email='maintainers@vision-policy.dev',
+    description='Vision RL policy (Isaac Lab, ONNX) inference node for ROS 2.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'policy_inference = vision_policy.node:main',
+            'vision_policy_export = vision_policy.tools.export:main',
+            'vision_policy_inspect = vision_policy.tools.inspect_model:main',
+        ],
+    },
+)

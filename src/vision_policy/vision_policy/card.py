@@ -1,0 +1,440 @@
+"""Policy card: the contract between a trained policy and the robot.
+
+A card says what the exported network was fed in training (observation groups,
+terms in order, joint order, image pipeline) and how its output becomes joint
+targets. It is loaded from YAML (beside the ONNX file, or embedded in the ONNX
+metadata by ``vision_policy_export``) and validated once, with errors that name
+the field and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import math
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import yaml
+
+FORMAT_VERSION = 1
+# Key under which the card YAML is stored in the ONNX model's metadata_props.
+ONNX_METADATA_KEY = 'vision_policy.card'
+
+IMAGE_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', '16UC1', '32FC1')
+INTERPOLATIONS = ('nearest', 'linear', 'area', 'cubic')
+RGB_NORMALIZATIONS = ('none', 'scale', 'isaaclab')
+LAYOUTS = ('NCHW', 'NHWC')
+DTYPES = ('float32',)
+
+
+class CardError(ValueError):
+    """A policy card is malformed; the message names the field and what was expected."""
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One observation term: computed, clipped, scaled, then stacked over history."""
+
+    name: str
+    scale: Optional[tuple] = None
+    clip: Optional[tuple] = None
+    history_length: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """An observation group: its terms concatenated in declaration order."""
+
+    name: str
+    terms: tuple
+    # Isaac Lab: a group-level history_length overrides every term's.
+    history_length: Optional[int] = None
+    flatten_history_dim: bool = True
+
+    def term_history(self, term: TermSpec) -> int:
+        """History length in effect for a term (0 = no history buffer)."""
+        return self.history_length if self.history_length is not None else term.history_length
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The camera pipeline: source → crop → resize → colour order → normalisation → layout."""
+
+    width: int
+    height: int
+    data_type: str = 'rgb'
+    source_encodings: tuple = ('rgb8', 'bgr8', 'rgba8', 'bgra8')
+    crop: Optional[tuple] = None
+    interpolation: str = 'area'
+    color_order: str = 'rgb'
+    normalize: str = 'scale'
+    max_depth: Optional[float] = None
+    layout: str = 'NCHW'
+
+    @property
+    def channels(self) -> int:
+        """Channels of the processed image (3 for RGB, 1 for depth)."""
+        return 3 if self.data_type == 'rgb' else 1
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Network output → joint position targets: target = raw × scale + offset, then clip."""
+
+    joint_names: tuple
+    scale: tuple
+    offset: tuple
+    clip: Optional[tuple] = None
+    type: str = 'joint_position'
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model input and what feeds it: an observation group or a recurrent state."""
+
+    name: str
+    shape: tuple
+    dtype: str = 'float32'
+    group: Optional[str] = None
+    state_of: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PolicyCard:
+    """Everything needed to feed a policy exactly as in training and apply its output."""
+
+    name: str
+    control_dt: float
+    joint_names: tuple
+    default_joint_pos: tuple
+    inputs: tuple
+    action_output: str
+    groups: tuple
+    action: ActionSpec
+    image: Optional[ImageSpec] = None
+    # Pairs (state input name, matching output name) for recurrent policies.
+    recurrent: tuple = ()
+    format_version: int = FORMAT_VERSION
+
+    def group(self, name: str) -> GroupSpec:
+        """Return the observation group called name."""
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise CardError(f'observation group {name!r} not in card (have {self.group_names})')
+
+    @property
+    def group_names(self) -> list:
+        """Names of the observation groups, in order."""
+        return [g.name for g in self.groups]
+
+    def to_dict(self) -> dict:
+        """Plain-data form of the card, ready for YAML."""
+        data = asdict(self)
+        return _plain(data)
+
+    def to_yaml(self) -> str:
+        """The card as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------
+
+class _Fields:
+    """Reads fields from one mapping, with errors that name the full path."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, Mapping):
+            raise CardError(f'{where}: expected a mapping, found {type(data).__name__}')
+        self.data = data
+        self.where = where
+        self.used = set()
+
+    def path(self, key: str) -> str:
+        return f'{self.where}.{key}' if self.where else key
+
+    def get(self, key: str, default: Any = ..., kind: Any = None) -> Any:
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if default is ...:
+                raise CardError(f'{self.path(key)}: required field is missing')
+            return default
+        value = self.data[key]
+        bad = kind is not None and not isinstance(value, kind)
+        if isinstance(value, bool) and kind is not bool:
+            bad = True
+        if bad:
+            raise CardError(f'{self.path(key)}: expected {_kind_name(kind)}, found {value!r}')
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], default: Any = ...) -> str:
+        value = self.get(key, default, str)
+        if value not in choices:
+            raise CardError(f'{self.path(key)}: expected one of {list(choices)}, found {value!r}')
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise CardError(f'{self.where or "card"}: unknown field(s) {unknown}')
+
+
+def _kind_name(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return ' or '.join(k.__name__ for k in kind)
+    return kind.__name__
+
+
+def _floats(value: Any, where: str, length: Optional[int] = None) -> tuple:
+    if not isinstance(value, (list, tuple)):
+        raise CardError(f'{where}: expected a list of numbers, found {value!r}')
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise CardError(f'{where}[{i}]: expected a finite number, found {v!r}')
+        out.append(float(v))
+    if length is not None and len(out) != length:
+        raise CardError(f'{where}: expected {length} values, found {len(out)}')
+    return tuple(out)
+
+
+def _names(value: Any, where: str) -> tuple:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise CardError(f'{where}: expected a non-empty list of names, found {value!r}')
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v:
+            raise CardError(f'{where}[{i}]: expected a name, found {v!r}')
+    dup = sorted({v for v in value if list(value).count(v) > 1})
+    if dup:
+        raise CardError(f'{where}: duplicate name(s) {dup}')
+    return tuple(value)
+
+
+def _range(value: Any, where: str) -> tuple:
+    lo, hi = _floats(value, where, 2)
+    if lo > hi:
+        raise CardError(f'{where}: lower bound {lo} is above upper bound {hi}')
+    return (lo, hi)
+
+
+def _term(data: Any, where: str) -> TermSpec:
+    f = _Fields(data, where)
+    name = f.get('name', kind=str)
+    scale = f.get('scale', None, (int, float, list))
+    if scale is not None:
+        scale = (float(scale),) if isinstance(scale, (int, float)) else _floats(
+            scale, f.path('scale'))
+    clip = f.get('clip', None, list)
+    if clip is not None:
+        clip = _range(clip, f.path('clip'))
+    history = f.get('history_length', 0, int)
+    if history < 0:
+        raise CardError(f'{f.path("history_length")}: expected >= 0, found {history}')
+    params = dict(f.get('params', {}, Mapping))
+    f.finish()
+    return TermSpec(name=name, scale=scale, clip=clip, history_length=history, params=params)
+
+
+def _group(name: str, data: Any, where: str) -> GroupSpec:
+    f = _Fields(data, where)
+    terms_data = f.get('terms', kind=list)
+    if not terms_data:
+        raise CardError(f'{f.path("terms")}: a group needs at least one term')
+    terms = tuple(_term(t, f'{f.path("terms")}[{i}]') for i, t in enumerate(terms_data))
+    history = f.get('history_length', None, int)
+    if history is not None and history < 0:
+        raise CardError(f'{f.path("history_length")}: expected >= 0, found {history}')
+    flatten = f.get('flatten_history_dim', True, bool)
+    f.finish()
+    names = [t.name for t in terms]
+    dup = sorted({n for n in names if names.count(n) > 1 and n != 'image'})
+    if dup:
+        raise CardError(f'{f.path("terms")}: term(s) {dup} listed twice')
+    return GroupSpec(name=name, terms=terms, history_length=history, flatten_history_dim=flatten)
+
+
+def _image(data: Any) -> ImageSpec:
+    f = _Fields(data, 'image')
+    size = f.get('resize', kind=list)
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise CardError(f'image.resize: expected [width, height] in pixels, found {size!r}')
+    data_type = f.choice('data_type', ('rgb', 'depth'), 'rgb')
+    default_enc = ('rgb8', 'bgr8', 'rgba8', 'bgra8') if data_type == 'rgb' else ('32FC1', '16UC1')
+    encodings = tuple(f.get('source_encodings', list(default_enc), list))
+    for i, enc in enumerate(encodings):
+        if enc not in IMAGE_ENCODINGS:
+            raise CardError(f'image.source_encodings[{i}]: expected one of '
+                            f'{list(IMAGE_ENCODINGS)}, found {enc!r}')
+        is_depth = enc in ('16UC1', '32FC1')
+        if is_depth != (data_type == 'depth') and not (enc == 'mono8' and data_type == 'rgb'):
+            raise CardError(f'image.source_encodings[{i}]: {enc!r} cannot feed a '
+                            f'{data_type!r} image')
+    crop = f.get('crop', None, list)
+    if crop is not None:
+        if len(crop) != 4 or not all(isinstance(v, int) and v >= 0 for v in crop) or \
+                crop[2] == 0 or crop[3] == 0:
+            raise CardError(f'image.crop: expected [x, y, width, height] in source pixels '
+                            f'with width, height > 0, found {crop!r}')
+        crop = tuple(crop)
+    interpolation = f.choice('interpolation', INTERPOLATIONS, 'area')
+    color_order = f.choice('color_order', ('rgb', 'bgr'), 'rgb')
+    normalize = f.choice('normalize', RGB_NORMALIZATIONS if data_type == 'rgb' else ('none',),
+                         'scale' if data_type == 'rgb' else 'none')
+    max_depth = f.get('max_depth', None, (int, float))
+    if max_depth is not None:
+        if data_type != 'depth' or max_depth <= 0:
+            raise CardError(f'image.max_depth: only for depth images and > 0, found {max_depth!r}')
+        max_depth = float(max_depth)
+    layout = f.choice('layout', LAYOUTS, 'NCHW')
+    f.finish()
+    return ImageSpec(width=size[0], height=size[1], data_type=data_type,
+                     source_encodings=encodings, crop=crop, interpolation=interpolation,
+                     color_order=color_order, normalize=normalize, max_depth=max_depth,
+                     layout=layout)
+
+
+def _action(data: Any, joint_names: tuple, default_pos: tuple) -> ActionSpec:
+    f = _Fields(data, 'action')
+    kind = f.choice('type', ('joint_position',), 'joint_position')
+    names = _names(f.get('joint_names', list(joint_names), list), 'action.joint_names')
+    unknown = [n for n in names if n not in joint_names]
+    if unknown:
+        raise CardError(f'action.joint_names: {unknown} not in joint_names {list(joint_names)}')
+    n = len(names)
+    scale = f.get('scale', 1.0, (int, float, list))
+    scale = (float(scale),) * n if isinstance(scale, (int, float)) else _floats(
+        scale, 'action.scale', n)
+    offset = f.get('offset', 'default', (str, int, float, list))
+    if offset == 'default':
+        offset = tuple(default_pos[joint_names.index(j)] for j in names)
+    elif isinstance(offset, str):
+        raise CardError(f"action.offset: expected 'default', a number or {n} numbers, "
+                        f'found {offset!r}')
+    elif isinstance(offset, (int, float)):
+        offset = (float(offset),) * n
+    else:
+        offset = _floats(offset, 'action.offset', n)
+    clip = f.get('clip', None, list)
+    if clip is not None:
+        if len(clip) != n:
+            raise CardError(f'action.clip: expected {n} [lo, hi] pairs, found {len(clip)}')
+        clip = tuple(_range(c, f'action.clip[{i}]') for i, c in enumerate(clip))
+    f.finish()
+    return ActionSpec(joint_names=names, scale=scale, offset=offset, clip=clip, type=kind)
+
+
+def _input(data: Any, where: str) -> InputSpec:
+    f = _Fields(data, where)
+    name = f.get('name', kind=str)
+    shape = f.get('shape', kind=list)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                            for d in shape):
+        raise CardError(f'{f.path("shape")}: expected positive integer dims, found {shape!r}')
+    dtype = f.choice('dtype', DTYPES, 'float32')
+    group = f.get('group', None, str)
+    state_of = f.get('state_of', None, str)
+    f.finish()
+    if (group is None) == (state_of is None):
+        raise CardError(f'{where}: give exactly one of group (an observation group) or '
+                        f'state_of (the recurrent output it carries), found '
+                        f'group={group!r}, state_of={state_of!r}')
+    return InputSpec(name=name, shape=tuple(shape), dtype=dtype, group=group, state_of=state_of)
+
+
+def card_from_dict(data: Any) -> PolicyCard:
+    """Build and validate a card from plain data (as parsed from YAML)."""
+    f = _Fields(data, '')
+    version = f.get('format_version', FORMAT_VERSION, int)
+    if version != FORMAT_VERSION:
+        raise CardError(f'format_version: this node reads version {FORMAT_VERSION}, '
+                        f'found {version}')
+    name = f.get('name', 'policy', str)
+    control_dt = float(f.get('control_dt', kind=(int, float)))
+    if not 0.0 < control_dt <= 10.0:
+        raise CardError(f'control_dt: expected seconds in (0, 10], found {control_dt}')
+    joint_names = _names(f.get('joint_names', kind=list), 'joint_names')
+    default_pos = _floats(f.get('default_joint_pos', [0.0] * len(joint_names), list),
+                          'default_joint_pos', len(joint_names))
+    obs = f.get('observations', kind=Mapping)
+    groups = tuple(_group(str(k), v, f'observations.{k}') for k, v in obs.items()
+                   if v is not None)
+    if not groups:
+        raise CardError('observations: at least one observation group is required')
+    image = _image(f.get('image')) if f.get('image', None) is not None else None
+    action = _action(f.get('action', {}, Mapping), joint_names, default_pos)
+    inputs = tuple(_input(d, f'inputs[{i}]') for i, d in enumerate(f.get('inputs', kind=list)))
+    action_output = f.get('action_output', 'actions', str)
+    recurrent = tuple(tuple(_names(pair, f'recurrent[{i}]'))
+                      for i, pair in enumerate(f.get('recurrent', [], list)))
+    f.finish()
+    card = PolicyCard(name=name, control_dt=control_dt, joint_names=joint_names,
+                      default_joint_pos=default_pos, inputs=inputs, action_output=action_output,
+                      groups=groups, action=action, image=image, recurrent=recurrent,
+                      format_version=version)
+    _check_wiring(card)
+    return card
+
+
+def _check_wiring(card: PolicyCard) -> None:
+    """Cross-field checks: every input is fed, every group used, images declared."""
+    group_names = card.group_names
+    seen = set()
+    for i, spec in enumerate(card.inputs):
+        if spec.name in seen:
+            raise CardError(f'inputs[{i}].name: {spec.name!r} listed twice')
+        seen.add(spec.name)
+        if spec.group is not None and spec.group not in group_names:
+            raise CardError(f'inputs[{i}].group: {spec.group!r} is not an observation group '
+                            f'(have {group_names})')
+    fed = {s.group for s in card.inputs if s.group}
+    unused = [g for g in group_names if g not in fed]
+    if unused:
+        raise CardError(f'observations: group(s) {unused} feed no model input')
+    for i, pair in enumerate(card.recurrent):
+        if len(pair) != 2:
+            raise CardError(f'recurrent[{i}]: expected [state input, state output], found '
+                            f'{list(pair)}')
+        if pair[0] not in seen:
+            raise CardError(f'recurrent[{i}]: {pair[0]!r} is not a model input')
+    states = {s.name: s.state_of for s in card.inputs if s.state_of}
+    for name, out in states.items():
+        if (name, out) not in card.recurrent:
+            raise CardError(f'inputs: {name!r} is state_of {out!r} but recurrent does not pair '
+                            f'them')
+    uses_image = any(t.name == 'image' for g in card.groups for t in g.terms)
+    if uses_image and card.image is None:
+        raise CardError('image: an observation term uses the camera but the card has no '
+                        'image section')
+
+
+def load_card(path: str | Path) -> PolicyCard:
+    """Load a card from a YAML file (safe loader only)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CardError(f'{path}: cannot read policy card ({exc.strerror})') from exc
+    return card_from_yaml(text, str(path))
+
+
+def card_from_yaml(text: str, where: str = 'card') -> PolicyCard:
+    """Parse card YAML text; errors are prefixed with where it came from."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CardError(f'{where}: not valid YAML ({exc})') from exc
+    try:
+        return card_from_dict(data)
+    except CardError as exc:
+        raise CardError(f'{where}: {exc}') from None
