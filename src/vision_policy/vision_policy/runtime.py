@@ -1,0 +1,182 @@
+"""The onnxruntime session: provider choice, I/O checked against the card, recurrent state.
+
+The session is built for latency on a robot computer: one inference at a time,
+a fixed small thread pool, full graph optimisation, and outputs written into
+preallocated buffers through I/O binding so a tick allocates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .card import CardError, card_from_yaml, load_card, ONNX_METADATA_KEY, PolicyCard
+
+DEFAULT_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider',
+                     'CPUExecutionProvider')
+_LOG = logging.getLogger(__name__)
+
+
+class ModelError(ValueError):
+    """The model file cannot be used with this card; the message names the mismatch."""
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """onnxruntime settings chosen by the user (ROS parameters)."""
+
+    providers: tuple = DEFAULT_PROVIDERS
+    intra_op_threads: int = 1
+    warmup_runs: int = 3
+
+
+def choose_providers(wanted: Sequence[str], available: Sequence[str]) -> list:
+    """Keep the wanted providers that this onnxruntime offers, in the wanted order."""
+    chosen = [p for p in wanted if p in available]
+    if not chosen:
+        raise ModelError(f'none of the providers {list(wanted)} is available; this '
+                         f'onnxruntime offers {list(available)}')
+    return chosen
+
+
+def open_session(model_path: str | Path, options: RuntimeOptions) -> ort.InferenceSession:
+    """Create the session, raising ModelError with the reason when the file is unusable."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f'{path}: model file not found')
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    providers = choose_providers(options.providers, ort.get_available_providers())
+    try:
+        session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ModelError(f'{path}: not a loadable ONNX model ({exc})') from exc
+    _LOG.info('onnxruntime providers in use: %s', session.get_providers())
+    return session
+
+
+def embedded_card(session: ort.InferenceSession, where: str) -> Optional[PolicyCard]:
+    """The card stored in the model's metadata by vision_policy_export, if any."""
+    text = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
+    return None if text is None else card_from_yaml(text, f'{where} (embedded card)')
+
+
+def _shape_matches(model_shape: Sequence, card_shape: Sequence) -> bool:
+    if len(model_shape) != len(card_shape):
+        return False
+    # A symbolic dim (str or None) in the model accepts the card's value.
+    return all(not isinstance(m, int) or m == c for m, c in zip(model_shape, card_shape))
+
+
+def check_io(session: ort.InferenceSession, card: PolicyCard) -> list:
+    """List every mismatch between the model's inputs/outputs and the card (empty if none)."""
+    problems = []
+    model_inputs = {i.name: i for i in session.get_inputs()}
+    model_outputs = {o.name: o for o in session.get_outputs()}
+    for spec in card.inputs:
+        got = model_inputs.get(spec.name)
+        if got is None:
+            problems.append(f'card input {spec.name!r} is not a model input (model inputs: '
+                            f'{sorted(model_inputs)})')
+            continue
+        if not _shape_matches(got.shape, spec.shape):
+            problems.append(f'input {spec.name!r}: model shape {got.shape}, card shape '
+                            f'{list(spec.shape)}')
+        if got.type != 'tensor(float)':
+            problems.append(f'input {spec.name!r}: model type {got.type}, card dtype '
+                            f'{spec.dtype}')
+    for name in sorted(set(model_inputs) - {s.name for s in card.inputs}):
+        problems.append(f'model input {name!r} is not fed by the card')
+    action = model_outputs.get(card.action_output)
+    if action is None:
+        problems.append(f'action_output {card.action_output!r} is not a model output '
+                        f'(model outputs: {sorted(model_outputs)})')
+    else:
+        width = action.shape[-1] if action.shape else None
+        if isinstance(width, int) and width != len(card.action.joint_names):
+            problems.append(f'output {card.action_output!r} has {width} actions, card action '
+                            f'has {len(card.action.joint_names)} joints')
+    for state_in, state_out in card.recurrent:
+        if state_out not in model_outputs:
+            problems.append(f'recurrent output {state_out!r} is not a model output')
+        elif state_in in model_inputs and \
+                model_outputs[state_out].shape != model_inputs[state_in].shape:
+            problems.append(f'recurrent state {state_in!r} {model_inputs[state_in].shape} and '
+                            f'{state_out!r} {model_outputs[state_out].shape} differ in shape')
+    return problems
+
+
+class PolicyRuntime:
+    """Runs the policy once per tick on the builder's input buffers."""
+
+    def __init__(self, session: ort.InferenceSession, card: PolicyCard,
+                 inputs: dict, warmup_runs: int = 3):
+        problems = check_io(session, card)
+        if problems:
+            raise ModelError('model does not match its card: ' + '; '.join(problems))
+        self.session = session
+        self.card = card
+        self._inputs = dict(inputs)
+        self._state_pairs = list(card.recurrent)
+        for state_in, _ in self._state_pairs:
+            spec = next(s for s in card.inputs if s.name == state_in)
+            self._inputs[state_in] = np.zeros(spec.shape, dtype=np.float32)
+        self._outputs = {}
+        for out in session.get_outputs():
+            if out.name == card.action_output or out.name in {o for _, o in self._state_pairs}:
+                shape = [d if isinstance(d, int) else 1 for d in out.shape]
+                self._outputs[out.name] = np.zeros(shape, dtype=np.float32)
+        self._binding = session.io_binding()
+        for name, array in self._inputs.items():
+            self._binding.bind_cpu_input(name, array)
+        for name, array in self._outputs.items():
+            self._binding.bind_output(name, 'cpu', 0, np.float32, list(array.shape),
+                                      array.ctypes.data)
+        for _ in range(warmup_runs):
+            self.run()
+        self.reset()
+
+    @property
+    def providers(self) -> list:
+        """Execution providers the session actually uses."""
+        return self.session.get_providers()
+
+    def run(self) -> np.ndarray:
+        """Run on the current input buffers; returns the raw action vector (a view)."""
+        self.session.run_with_iobinding(self._binding)
+        for state_in, state_out in self._state_pairs:
+            np.copyto(self._inputs[state_in], self._outputs[state_out])
+        return self._outputs[self.card.action_output].reshape(-1)
+
+    def reset(self) -> None:
+        """Zero the recurrent state (activation, episode start, clock jump)."""
+        for state_in, _ in self._state_pairs:
+            self._inputs[state_in].fill(0.0)
+
+
+def load_policy(model_path: str | Path, card_path: Optional[str | Path],
+                options: RuntimeOptions):
+    """Open the model and find its card: an explicit file, the YAML beside it, or embedded.
+
+    Returns (session, card). Raises ModelError or CardError naming the problem.
+    """
+    session = open_session(model_path, options)
+    if card_path:
+        return session, load_card(card_path)
+    beside = Path(model_path).with_suffix('.yaml')
+    if beside.is_file():
+        return session, load_card(beside)
+    card = embedded_card(session, str(model_path))
+    if card is None:
+        raise CardError(f'{model_path}: no policy card given, none at {beside}, and none '
+                        f'embedded in the model metadata')
+    return session, card
