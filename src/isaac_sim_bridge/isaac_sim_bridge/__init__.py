@@ -1,0 +1,1 @@
+"""Isaac Sim standalone app that bridges a USD robot to ROS 2 through OmniGraph."""
