@@ -1,0 +1,266 @@
+"""
+The reach-arm scene without ROS: physics, seeded targets and offscreen camera images.
+
+Training code, the demo and the tests drive this class directly; the ROS node wraps it.
+Not thread-safe: use one instance from one thread (the GL context is bound to the thread
+that renders first).
+"""
+from __future__ import annotations
+
+import ctypes.util
+from dataclasses import dataclass
+import math
+import os
+from pathlib import Path
+
+
+def _default_gl_backend() -> str:
+    """Pick EGL when libEGL is installed, else OSMesa (software), else let MuJoCo try EGL."""
+    if ctypes.util.find_library('EGL'):
+        return 'egl'
+    if ctypes.util.find_library('OSMesa'):
+        return 'osmesa'
+    return 'egl'
+
+
+# MuJoCo chooses its GL backend once, at import; it must be set before the import below.
+os.environ.setdefault('MUJOCO_GL', _default_gl_backend())
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+MODEL_PATH = Path(__file__).resolve().parent / 'models' / 'reach_arm.xml'
+JOINT_NAMES = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint')
+HOME = (0.0, 0.3, -0.6)
+CAMERA_NAME = 'scene_camera'
+EE_SITE = 'ee_site'
+TARGET_BODY = 'target'
+# Targets are forward kinematics of joint samples from this box, kept when the end effector
+# lies in front of the arm and above the table: reachable by construction, always in view.
+TARGET_JOINT_LOW = (-0.8, -0.3, -1.4)
+TARGET_JOINT_HIGH = (0.8, 1.3, 2.0)
+TARGET_MIN_X = 0.15
+TARGET_Z_RANGE = (0.05, 0.45)
+TARGET_MIN_DISTANCE_FROM_HOME = 0.10
+MAX_IMAGE_SIDE = 4096
+
+
+class SimConfigError(ValueError):
+    """A SimConfig field has a value the simulator cannot use."""
+
+
+class RenderError(RuntimeError):
+    """Offscreen rendering could not be set up (no EGL / OSMesa context)."""
+
+
+class TargetSamplingError(RuntimeError):
+    """No reachable target was found in the sampling region."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How to build the scene: model file, physics step, camera image size."""
+
+    model_path: str = str(MODEL_PATH)
+    timestep: float = 0.002
+    image_width: int = 64
+    image_height: int = 64
+
+    def validate(self) -> None:
+        """Raise SimConfigError naming the field when a value is unusable."""
+        if not Path(self.model_path).is_file():
+            raise SimConfigError(f'SimConfig.model_path: no file at {self.model_path!r}')
+        if not (math.isfinite(self.timestep) and 0.0 < self.timestep <= 0.05):
+            raise SimConfigError(
+                f'SimConfig.timestep: {self.timestep!r} s, expected 0 < timestep <= 0.05')
+        for field in ('image_width', 'image_height'):
+            value = getattr(self, field)
+            if not (isinstance(value, int) and 1 <= value <= MAX_IMAGE_SIDE):
+                raise SimConfigError(
+                    f'SimConfig.{field}: {value!r}, expected an int in [1, {MAX_IMAGE_SIDE}]')
+
+
+def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> tuple:
+    """
+    Return (fx, fy, cx, cy) of a MuJoCo camera in the ROS / OpenCV pixel convention.
+
+    MuJoCo's fovy is the full vertical field of view and pixels are square, so
+    fx = fy = (height / 2) / tan(fovy / 2). Pixel centres lie at integer coordinates
+    (pixel (0, 0) is centred on (0, 0)), so the optical axis hits
+    (cx, cy) = ((width - 1) / 2, (height - 1) / 2).
+    """
+    f = (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0)
+    return f, f, (width - 1) / 2.0, (height - 1) / 2.0
+
+
+class ReachArmSim:
+    """The reach arm, its position servos, a seeded target and the scene camera."""
+
+    def __init__(self, config: SimConfig = SimConfig(), seed: int = 0) -> None:
+        """Load the model, then start episode 0 with a target drawn from `seed`."""
+        config.validate()
+        self.config = config
+        self.model = mujoco.MjModel.from_xml_path(config.model_path)
+        self.model.opt.timestep = config.timestep
+        # Cheap, deterministic offscreen images whatever the MJCF says.
+        self.model.vis.quality.shadowsize = 0
+        self.model.vis.quality.offsamples = 0
+        self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, config.image_width)
+        self.model.vis.global_.offheight = max(
+            self.model.vis.global_.offheight, config.image_height)
+        self.data = mujoco.MjData(self.model)
+        names = tuple(self.model.joint(i).name for i in range(self.model.njnt))
+        if names != JOINT_NAMES:
+            raise SimConfigError(
+                f'{config.model_path}: joints {names}, expected exactly {JOINT_NAMES}')
+        self._qpos_adr = np.array([self.model.joint(n).qposadr[0] for n in JOINT_NAMES])
+        self._dof_adr = np.array([self.model.joint(n).dofadr[0] for n in JOINT_NAMES])
+        self.joint_limits = np.array([self.model.joint(n).range for n in JOINT_NAMES])
+        self._mocap_id = self.model.body(TARGET_BODY).mocapid[0]
+        self._camera_id = self.model.camera(CAMERA_NAME).id
+        self._renderer = None
+        self._rng = np.random.default_rng(seed)
+        self.episode = -1
+        self.target_joint_positions = np.array(HOME)
+        self.reset()
+
+    # -- episodes and physics -------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> None:
+        """
+        Start the next episode: arm at home at rest, a new target from the seeded stream.
+
+        With `seed`, the stream restarts from it (so reset(seed=s) always gives the same
+        target); without, the next target of the current stream is drawn. Simulation time
+        keeps running across episodes, as a ROS clock must.
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        t = self.data.time
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.time = t
+        self.data.qpos[self._qpos_adr] = HOME
+        self.data.ctrl[:] = HOME
+        q_target, p_target = self._sample_target()
+        self.target_joint_positions = q_target
+        self.data.mocap_pos[self._mocap_id] = p_target
+        mujoco.mj_forward(self.model, self.data)
+        self.episode += 1
+
+    def _sample_target(self) -> tuple:
+        scratch = mujoco.MjData(self.model)
+        home_ee = self.ee_position
+        for _ in range(10000):
+            q = self._rng.uniform(TARGET_JOINT_LOW, TARGET_JOINT_HIGH)
+            scratch.qpos[self._qpos_adr] = q
+            mujoco.mj_kinematics(self.model, scratch)
+            p = scratch.site(EE_SITE).xpos.copy()
+            if (p[0] >= TARGET_MIN_X and TARGET_Z_RANGE[0] <= p[2] <= TARGET_Z_RANGE[1]
+                    and np.linalg.norm(p - home_ee) >= TARGET_MIN_DISTANCE_FROM_HOME):
+                return q, p
+        raise TargetSamplingError(
+            f'{self.config.model_path}: no reachable target in 10000 samples of joints in '
+            f'{TARGET_JOINT_LOW}..{TARGET_JOINT_HIGH}')
+
+    def step(self, n: int = 1) -> None:
+        """Advance physics by n steps of config.timestep with the current position targets."""
+        if n < 0:
+            raise ValueError(f'ReachArmSim.step: n={n}, expected n >= 0')
+        if n:
+            mujoco.mj_step(self.model, self.data, nstep=n)
+
+    def set_position_targets(self, positions) -> None:
+        """Set the servo targets (rad, model joint order); clipped to the joint limits."""
+        q = np.asarray(positions, dtype=float).reshape(-1)
+        if q.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(q)):
+            raise ValueError(
+                f'ReachArmSim.set_position_targets: got {q.tolist()}, expected '
+                f'{len(JOINT_NAMES)} finite values for {JOINT_NAMES}')
+        self.data.ctrl[:] = np.clip(q, self.joint_limits[:, 0], self.joint_limits[:, 1])
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def time(self) -> float:
+        """Return simulation time in seconds (monotonic across episodes)."""
+        return float(self.data.time)
+
+    @property
+    def timestep(self) -> float:
+        """Physics step in seconds."""
+        return float(self.model.opt.timestep)
+
+    @property
+    def joint_positions(self) -> np.ndarray:
+        """Joint positions (rad), model joint order."""
+        return self.data.qpos[self._qpos_adr].copy()
+
+    @property
+    def joint_velocities(self) -> np.ndarray:
+        """Joint velocities (rad/s), model joint order."""
+        return self.data.qvel[self._dof_adr].copy()
+
+    @property
+    def position_targets(self) -> np.ndarray:
+        """Return the servo targets (rad), model joint order."""
+        return self.data.ctrl.copy()
+
+    @property
+    def target_position(self) -> np.ndarray:
+        """World position of the target sphere's centre (m)."""
+        return self.data.mocap_pos[self._mocap_id].copy()
+
+    @property
+    def ee_position(self) -> np.ndarray:
+        """World position of ee_site (m), as of the last physics step."""
+        return self.data.site(EE_SITE).xpos.copy()
+
+    @property
+    def ee_distance(self) -> float:
+        """Distance (m) from ee_site to the target centre."""
+        return float(np.linalg.norm(self.ee_position - self.target_position))
+
+    # -- camera ---------------------------------------------------------------------------
+
+    @property
+    def camera_fovy(self) -> float:
+        """Vertical field of view of scene_camera, degrees."""
+        return float(self.model.cam_fovy[self._camera_id])
+
+    def camera_intrinsics(self) -> tuple:
+        """Return (fx, fy, cx, cy) for the configured image size; see pinhole_intrinsics."""
+        return pinhole_intrinsics(
+            self.camera_fovy, self.config.image_width, self.config.image_height)
+
+    def camera_pose(self) -> tuple:
+        """
+        Return (position, quaternion wxyz) of the camera's ROS optical frame in the world.
+
+        The optical frame has z forward, x right, y down: MuJoCo's camera frame
+        (z backward, y up) turned half a turn about x.
+        """
+        pos = self.data.cam_xpos[self._camera_id].copy()
+        rot = self.data.cam_xmat[self._camera_id].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, rot.reshape(-1))
+        return pos, quat
+
+    def render(self) -> np.ndarray:
+        """Render scene_camera: a new (image_height, image_width, 3) uint8 RGB array."""
+        if self._renderer is None:
+            try:
+                self._renderer = mujoco.Renderer(
+                    self.model, self.config.image_height, self.config.image_width)
+            except Exception as err:  # the GL backends raise assorted types
+                raise RenderError(
+                    f'offscreen rendering with MUJOCO_GL={os.environ.get("MUJOCO_GL")!r} '
+                    f'failed: {err}; install libegl1 + libgl1-mesa-dri, or set '
+                    f'MUJOCO_GL=osmesa (libosmesa6) before mujoco is imported') from err
+        self._renderer.update_scene(self.data, camera=self._camera_id)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        """Free the GL context (call from the thread that rendered)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
