@@ -431,7 +431,11 @@ def main(args=None) -> None:
     rclpy.init(args=args)
     node = None
     try:
-        node = MujocoTwin()
+        try:
+            node = MujocoTwin()
+        except ValueError as err:  # TwinParameterError, SimConfigError: a bad parameter
+            rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
+            raise SystemExit(2) from err
         node.start()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
