@@ -1,0 +1,229 @@
+"""policy_inference over real rclpy and DDS: outputs match the pure core, holds, lifecycle."""
+
+import array
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool
+from trajectory_msgs.msg import JointTrajectory
+
+from conftest import rgb_image
+from vision_policy.action import SafetyLimits
+from vision_policy.core import PolicyCore
+from vision_policy.image import view_image
+from vision_policy.node import PolicyInferenceNode
+from vision_policy.runtime import load_policy, PolicyRuntime, RuntimeOptions
+
+JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint']
+TRAJ = '/joint_trajectory_controller/joint_trajectory'
+
+
+class Rig:
+    """The node under test plus a peer that publishes inputs and records outputs."""
+
+    def __init__(self, harness, model_path, **params):
+        values = {'model_path': str(model_path), 'autostart': True}
+        values.update(params)
+        self.h = harness
+        self.node = harness.add(PolicyInferenceNode(
+            context=harness.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+        self.peer = harness.node('peer')
+        self.image_pub = self.peer.create_publisher(Image, '/camera/image_raw',
+                                                    qos_profile_sensor_data)
+        self.joint_pub = self.peer.create_publisher(JointState, '/joint_states', 10)
+        self.estop_pub = self.peer.create_publisher(Bool, '/emergency_stop', 10)
+        self.received = []
+        self.diags = []
+        self.peer.create_subscription(JointTrajectory, TRAJ, self.received.append, 100)
+        self.peer.create_subscription(DiagnosticArray, '/diagnostics', self.diags.append, 10)
+        if values['autostart']:
+            self.wait_connected()
+
+    def wait_connected(self):
+        assert self.h.wait_for(lambda: self.image_pub.get_subscription_count() > 0 and
+                               self.joint_pub.get_subscription_count() > 0 and
+                               self.peer.count_publishers(TRAJ) > 0)
+
+    def stamp(self):
+        return self.peer.get_clock().now().to_msg()
+
+    def send_image(self, img: np.ndarray, encoding: str = 'rgb8'):
+        msg = Image(height=img.shape[0], width=img.shape[1], encoding=encoding,
+                    step=img.shape[1] * img.shape[2])
+        msg.header.stamp = self.stamp()
+        msg.data = array.array('B', img.tobytes())
+        self.image_pub.publish(msg)
+
+    def send_joints(self, pos, vel=(0.0, 0.0, 0.0), names=None):
+        msg = JointState(name=list(names or ['extra_joint'] + JOINTS[::-1]))
+        # Published in reversed order with an extra joint: the node maps by name.
+        msg.position = [9.9] + list(pos)[::-1] if names is None else list(pos)
+        msg.velocity = [0.0] + list(vel)[::-1] if names is None else list(vel)
+        msg.header.stamp = self.stamp()
+        self.joint_pub.publish(msg)
+
+    def counter(self, key):
+        return int(dict((kv.key, kv.value) for kv in self.node.diagnostics().values)[key])
+
+
+def reference_core(model_path):
+    """The pure core, configured as the node configures it by default."""
+    session, card = load_policy(model_path, None, RuntimeOptions(('CPUExecutionProvider',)))
+    limits = SafetyLimits.build(3, [c[0] for c in card.action.clip],
+                                [c[1] for c in card.action.clip], [0.1])
+    return PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs), limits)
+
+
+def test_commands_match_pure_core(harness, model_path):
+    rig = Rig(harness, model_path, trigger='image', max_joint_state_age=30.0)
+    core = reference_core(model_path)
+    pos, vel = np.array([0.1, 0.2, -0.3]), np.array([0.5, -0.2, 0.1])
+    rig.send_joints(pos, vel)
+    assert harness.wait_for(lambda: rig.node._joint_seq > 0)
+    expected = []
+    for k in range(8):
+        img = rgb_image(640, 480, seed=k)
+        rig.send_image(img)
+        assert harness.wait_for(lambda: len(rig.received) == k + 1), f'no command for image {k}'
+        view = view_image(img.tobytes(), 640, 480, 'rgb8', 640 * 3)
+        expected.append(core.step(pos, vel, core.pipeline.process(view, 'rgb8')).copy())
+    for msg, want in zip(rig.received, expected):
+        assert msg.joint_names == JOINTS
+        assert len(msg.points) == 1
+        assert msg.points[0].time_from_start.nanosec == 50_000_000  # card control_dt
+        np.testing.assert_allclose(msg.points[0].positions, want, atol=1e-6)
+    # The last action feeds back: successive commands differ although joints did not move.
+    assert not np.allclose(expected[0], expected[1])
+
+
+def test_timer_rate_and_hold_on_stale_image(harness, model_path):
+    rig = Rig(harness, model_path, max_image_age=0.3)
+    pos = [0.0, 0.3, -0.6]
+    img = rgb_image(320, 240)
+    for _ in range(20):  # 1 s of fresh data at 20 Hz
+        rig.send_joints(pos)
+        rig.send_image(img)
+        harness.wait_for(lambda: False, timeout=0.05)
+    commands = len(rig.received)
+    assert 8 <= commands <= 25, commands  # control_dt 0.05 s for about 1 s
+    for _ in range(20):  # joints stay fresh, the camera stops
+        rig.send_joints(pos)
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert rig.node.hold_reason == 'image too old'
+    # Exactly one hold message after the commands: the measured positions.
+    held = rig.received[-1]
+    np.testing.assert_allclose(held.points[0].positions, pos, atol=1e-9)
+    n_after = len(rig.received)
+    harness.wait_for(lambda: False, timeout=0.3)
+    assert len(rig.received) == n_after  # nothing more while held
+    rig.send_joints(pos)
+    rig.send_image(img)
+    assert harness.wait_for(lambda: len(rig.received) > n_after), 'did not resume'
+
+
+def test_missing_joint_holds_and_is_counted(harness, model_path):
+    rig = Rig(harness, model_path)
+    img = rgb_image(64, 64)
+    for _ in range(6):
+        rig.send_joints([0.0, 0.3, -0.6])
+        rig.send_image(img)
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert harness.wait_for(lambda: len(rig.received) > 0)
+    rig.send_joints([0.0, 0.3], names=JOINTS[:2])
+    assert harness.wait_for(lambda: rig.node.hold_reason == 'invalid joint state')
+    assert rig.counter('joint_states_rejected') >= 1
+    n = len(rig.received)
+    for _ in range(4):
+        rig.send_image(img)
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert len(rig.received) == n
+
+
+def test_estop_holds_until_released(harness, model_path):
+    rig = Rig(harness, model_path)
+    img = rgb_image(64, 64)
+
+    def feed(n):
+        for _ in range(n):
+            rig.send_joints([0.0, 0.3, -0.6])
+            rig.send_image(img)
+            harness.wait_for(lambda: False, timeout=0.05)
+    feed(6)
+    assert len(rig.received) > 0
+    rig.estop_pub.publish(Bool(data=True))
+    assert harness.wait_for(lambda: rig.node.hold_reason == 'emergency stop')
+    n = len(rig.received)
+    feed(6)
+    assert len(rig.received) == n
+    rig.estop_pub.publish(Bool(data=False))
+    harness.wait_for(lambda: not rig.node._estop)
+    feed(4)
+    assert len(rig.received) > n
+    assert rig.counter('estops') == 1
+
+
+def test_lifecycle_transitions(harness, model_path):
+    rig = Rig(harness, model_path, autostart=False)
+    state = rig.node._state_machine.current_state
+    assert state[1] == 'unconfigured'
+    rig.node.trigger_configure()
+    assert rig.node._state_machine.current_state[1] == 'inactive'
+    rig.wait_connected()
+    img = rgb_image(64, 64)
+    for _ in range(5):
+        rig.send_joints([0.0, 0.3, -0.6])
+        rig.send_image(img)
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert rig.received == []  # inactive: no command
+    rig.node.trigger_activate()
+    for _ in range(5):
+        rig.send_joints([0.0, 0.3, -0.6])
+        rig.send_image(img)
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert harness.wait_for(lambda: len(rig.received) > 0)
+    n = len(rig.received)
+    rig.node.trigger_deactivate()
+    assert rig.node._state_machine.current_state[1] == 'inactive'
+    harness.wait_for(lambda: len(rig.received) > n)
+    np.testing.assert_allclose(rig.received[-1].points[0].positions, [0.0, 0.3, -0.6])
+    n = len(rig.received)
+    harness.wait_for(lambda: False, timeout=0.3)
+    assert len(rig.received) == n
+    rig.node.trigger_cleanup()
+    assert rig.node._state_machine.current_state[1] == 'unconfigured'
+
+
+@pytest.mark.parametrize('path, words', [
+    ('does/not/exist.onnx', 'model file not found'),
+    ('card', 'not a loadable ONNX model'),
+])
+def test_bad_model_fails_configure_and_node_stays_up(harness, model_path, path, words,
+                                                     tmp_path):
+    if path == 'card':
+        path = tmp_path / 'bad.onnx'
+        path.write_bytes(b'this is not onnx')
+    rig = Rig(harness, path, autostart=False)
+    rig.node.trigger_configure()
+    assert rig.node._state_machine.current_state[1] == 'unconfigured'
+    assert words in rig.node.error
+    status = rig.node.diagnostics()
+    assert status.level == status.ERROR and words in status.message
+    assert harness.wait_for(lambda: len(rig.diags) > 0, timeout=3)
+
+
+def test_runtime_parameter_validation(harness, model_path):
+    rig = Rig(harness, model_path)
+    ok = rig.node.set_parameters([Parameter('max_joint_step', value=[0.05])])[0]
+    assert ok.successful
+    np.testing.assert_allclose(rig.node.core.safety.max_step, [0.05] * 3)
+    bad = rig.node.set_parameters([Parameter('max_joint_step', value=[-1.0])])[0]
+    assert not bad.successful and 'max_joint_step' in bad.reason
+    frozen = rig.node.set_parameters([Parameter('model_path', value='other.onnx')])[0]
+    assert not frozen.successful and 'configure' in frozen.reason
+    age = rig.node.set_parameters([Parameter('max_image_age', value=1000.0)])[0]
+    assert not age.successful
