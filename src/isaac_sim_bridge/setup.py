@@ -21,7 +21,7 @@ setup(
     maintainer_email='maintainers@vision-policy.dev',
     description='Isaac Sim OmniGraph ROS 2 bridge app and launch file.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [],
     },

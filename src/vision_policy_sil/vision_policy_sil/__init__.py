@@ -1,0 +1,1 @@
+"""SIL bringup for the vision policy: NITROS image pipeline and the Isaac Sim command adapter."""
