@@ -21,7 +21,7 @@ setup(
     maintainer_email='maintainers@vision-policy.dev',
     description='MuJoCo twin of the reach arm speaking Isaac Sim ROS 2 topics, for SIL.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'mujoco_twin = mujoco_twin.twin_node:main',

@@ -346,7 +346,10 @@ class MujocoTwin(Node):
                 # Step to the next publication (rates need not be multiples of dt: the
                 # schedule keeps the average rate exact, each sample within dt / 2).
                 group_end = min(next_joint, next_image, now + MAX_STEP_GROUP_S)
-                for _ in range(max(1, round((group_end - now) / dt))):
+                steps = max(1, round((group_end - now) / dt))
+                if self._trajectory is None:
+                    self.sim.step(steps)
+                for _ in range(steps if self._trajectory is not None else 0):
                     self._apply_trajectory()
                     self.sim.step(1)
                 now = self.sim.time

@@ -6,9 +6,8 @@ os.environ['ROS_DOMAIN_ID'] = '42'
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
-import pytest  # noqa: E402
-
 from mujoco_twin.sim import ReachArmSim, RenderError, SimConfig  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope='session')

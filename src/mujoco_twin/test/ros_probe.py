@@ -2,6 +2,7 @@
 import threading
 import time
 
+from mujoco_twin.twin_node import MujocoTwin
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -12,8 +13,6 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
-
-from mujoco_twin.twin_node import MujocoTwin
 
 
 class Probe(Node):

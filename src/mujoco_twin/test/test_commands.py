@@ -2,12 +2,11 @@
 import math
 
 from builtin_interfaces.msg import Duration, Time
+from mujoco_twin.twin_node import (
+    plan_trajectory, to_time, TrajectoryError, TwinConfig, TwinParameterError)
 import numpy as np
 import pytest
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-
-from mujoco_twin.twin_node import (
-    plan_trajectory, to_time, TrajectoryError, TwinConfig, TwinParameterError)
 
 NAMES = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint')
 CURRENT = np.array([0.0, 0.3, -0.6])

@@ -6,10 +6,9 @@ import time
 from builtin_interfaces.msg import Duration
 import numpy as np
 import pytest
+from ros_probe import TwinUnderTest
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-
-from ros_probe import TwinUnderTest
 
 NAMES = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint']
 CAMERA_RATE, JOINT_STATE_RATE = 10.0, 50.0

@@ -2,11 +2,10 @@
 import math
 
 import mujoco
-import numpy as np
-import pytest
-
 from mujoco_twin.sim import (
     HOME, JOINT_NAMES, pinhole_intrinsics, ReachArmSim, SimConfig, SimConfigError)
+import numpy as np
+import pytest
 
 
 def red_mask(image: np.ndarray) -> np.ndarray:
