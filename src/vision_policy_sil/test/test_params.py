@@ -44,8 +44,13 @@ def test_policy_parameters_are_known_and_sane(sil):
     assert isinstance(params['intra_op_threads'], int) and params['intra_op_threads'] > 0
     for key in ('control_dt', 'time_from_start'):
         assert isinstance(params[key], float) and params[key] >= 0.0, key
-    for key in ('max_image_age', 'max_joint_state_age', 'max_joint_step'):
+    for key in ('max_image_age', 'max_joint_state_age'):
         assert isinstance(params[key], float) and params[key] > 0.0, key
+    # Declared as double arrays by the node: a scalar here would be a type error.
+    for key in ('max_joint_step', 'position_lower_limits', 'position_upper_limits',
+                'providers', 'robot_joint_names'):
+        assert isinstance(params[key], list) and params[key], key
+    assert all(isinstance(v, float) and v > 0.0 for v in params['max_joint_step'])
     names = params['robot_joint_names']
     lower, upper = params['position_lower_limits'], params['position_upper_limits']
     assert len(lower) == len(upper) == len(names) == len(set(names))
@@ -75,7 +80,9 @@ def test_isaac_sim_bridge_config_publishes_the_same_topics():
 def test_robot_joints_cover_the_example_card(sil):
     card = yaml.safe_load(EXAMPLE_CARD.read_text())
     params = sil['policy_inference']['ros__parameters']
-    assert set(card['joint_names']) <= set(params['robot_joint_names'])
+    # robot_joint_names maps the card's joints, in card order, to robot names.
+    assert len(params['robot_joint_names']) == len(card['joint_names'])
+    assert len(params['position_lower_limits']) == len(card['action']['joint_names'])
 
 
 def test_adapter_declares_and_applies_every_parameter_of_the_file():
