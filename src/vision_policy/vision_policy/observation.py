@@ -115,6 +115,71 @@ def image(card: PolicyCard, params: Mapping) -> Term:
     return Term(shape, compute)
 
 
+# --- Robot-state terms (Isaac Lab import): values arrive in Sample.extras ----------------
+# extras keys: 'imu_orientation' (x, y, z, w), 'imu_angular_velocity' (3),
+# 'base_lin_vel' (3, body frame), 'velocity_command' (vx, vy, wz).
+
+
+class ExtraSourceError(ValueError):
+    """A term needs an extra source (IMU, odometry, command) that the sample lacks."""
+
+
+def _extra(sample: Sample, key: str) -> np.ndarray:
+    value = sample.extras.get(key)
+    if value is None:
+        raise ExtraSourceError(f'observation needs sample.extras[{key!r}], which is missing')
+    return value
+
+
+def _extra_term(key: str) -> Callable[[PolicyCard, Mapping], Term]:
+    def factory(card: PolicyCard, params: Mapping) -> Term:
+        def compute(sample: Sample, out: np.ndarray) -> None:
+            out[:] = _extra(sample, key)
+        return Term((3,), compute)
+    return factory
+
+
+base_ang_vel = _extra_term('imu_angular_velocity')
+base_ang_vel.__doc__ = 'Base angular velocity in the body frame (IMU angular_velocity).'
+base_lin_vel = _extra_term('base_lin_vel')
+base_lin_vel.__doc__ = 'Base linear velocity in the body frame (Odometry twist.linear).'
+velocity_commands = _extra_term('velocity_command')
+velocity_commands.__doc__ = 'Base velocity command [vx, vy, wz] (Twist linear.x/.y, angular.z).'
+
+
+def gravity_in_body(quat_xyzw: np.ndarray, out: np.ndarray) -> None:
+    """Write R^T [0, 0, -1] for the body orientation quaternion (x, y, z, w) into out."""
+    x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
+    # The third row of R, negated: the world -z axis seen from the body.
+    out[0] = -2.0 * (x * z - w * y)
+    out[1] = -2.0 * (y * z + w * x)
+    out[2] = -(1.0 - 2.0 * (x * x + y * y))
+
+
+def projected_gravity(card: PolicyCard, params: Mapping) -> Term:
+    """Unit gravity direction in the body frame, from the IMU orientation."""
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        gravity_in_body(_extra(sample, 'imu_orientation'), out)
+    return Term((3,), compute)
+
+
+def joint_pos_limit_normalized(card: PolicyCard, params: Mapping) -> Term:
+    """Joint positions mapped to [-1, 1] over params['soft_joint_pos_limits'] ([lo, hi] each)."""
+    idx = joint_indices(card, params)
+    limits = np.asarray(params.get('soft_joint_pos_limits', ()), dtype=np.float64)
+    if limits.shape != (len(idx), 2) or not np.all(limits[:, 1] > limits[:, 0]):
+        raise CardError(f'params.soft_joint_pos_limits: expected {len(idx)} [lower, upper] '
+                        f'pairs with upper > lower, found {params.get("soft_joint_pos_limits")!r}')
+    mid = ((limits[:, 0] + limits[:, 1]) * 0.5).astype(np.float32)
+    half = ((limits[:, 1] - limits[:, 0]) * 0.5).astype(np.float32)
+
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        np.take(sample.joint_pos, idx, out=out)
+        out -= mid
+        out /= half
+    return Term((len(idx),), compute)
+
+
 TERMS: Mapping[str, Callable[[PolicyCard, Mapping], Term]] = MappingProxyType({
     'joint_pos': joint_pos,
     'joint_pos_rel': joint_pos_rel,
@@ -123,7 +188,28 @@ TERMS: Mapping[str, Callable[[PolicyCard, Mapping], Term]] = MappingProxyType({
     'last_action': last_action,
     'actions': last_action,
     'image': image,
+    'joint_pos_limit_normalized': joint_pos_limit_normalized,
+    'base_ang_vel': base_ang_vel,
+    'projected_gravity': projected_gravity,
+    'base_lin_vel': base_lin_vel,
+    'velocity_commands': velocity_commands,
+    'generated_commands': velocity_commands,
 })
+
+# Term -> the optional ROS source that feeds it (the node subscribes only when a card needs it).
+TERM_SOURCES: Mapping[str, str] = MappingProxyType({
+    'base_ang_vel': 'imu',
+    'projected_gravity': 'imu',
+    'base_lin_vel': 'odom',
+    'velocity_commands': 'cmd_vel',
+    'generated_commands': 'cmd_vel',
+})
+
+
+def extra_sources(card: PolicyCard) -> tuple:
+    """Return the extra sources ('imu', 'odom', 'cmd_vel') the card's terms need, sorted."""
+    return tuple(sorted({TERM_SOURCES[t.name] for g in card.groups for t in g.terms
+                         if t.name in TERM_SOURCES}))
 
 
 def resolve_term(card: PolicyCard, spec: TermSpec, where: str) -> Term:
