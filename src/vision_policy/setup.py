@@ -1,4 +1,4 @@
-"""Install vision_policy; the workspace's launch/, config/ and models/ go to its share directory."""
+"""Install vision_policy; the workspace launch/, config/ and models/ go to its share dir."""
 import os
 from pathlib import Path
 

@@ -14,7 +14,7 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 
 def workspace_root() -> Path:
-    """The workspace root (holds models/), found upwards from this file."""
+    """Find the workspace root (it holds models/) upwards from this file."""
     for parent in Path(__file__).resolve().parents:
         if (parent / 'models' / 'reach_policy.onnx').is_file():
             return parent
@@ -23,7 +23,7 @@ def workspace_root() -> Path:
 
 @pytest.fixture(scope='session')
 def model_path() -> Path:
-    """The bundled example model."""
+    """Return the bundled example model."""
     return workspace_root() / 'models' / 'reach_policy.onnx'
 
 
@@ -37,7 +37,7 @@ def fixtures_dir() -> Path:
 
 
 def rgb_image(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A seeded random RGB image, HxWx3 uint8."""
+    """Make a seeded random RGB image, HxWx3 uint8."""
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
@@ -67,7 +67,7 @@ class Harness:
         return node
 
     def node(self, name: str):
-        """A plain helper node in this context."""
+        """Create a plain helper node in this context."""
         return self.add(self.rclpy.create_node(name, context=self.context))
 
     @staticmethod
@@ -93,7 +93,7 @@ class Harness:
 
 @pytest.fixture
 def harness():
-    """A fresh rclpy context with a background executor."""
+    """Give a fresh rclpy context with a background executor."""
     h = Harness()
     yield h
     h.close()

@@ -1,6 +1,6 @@
 """Run ament_flake8 on this package, as `ament_python` packages do."""
-import pytest
 from ament_flake8.main import main_with_errors
+import pytest
 
 
 @pytest.mark.flake8

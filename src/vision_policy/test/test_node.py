@@ -10,8 +10,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
-
-from conftest import rgb_image
+from conftest import rgb_image  # noqa: I100 (test helper)
 from vision_policy.action import SafetyLimits
 from vision_policy.core import PolicyCore
 from vision_policy.image import view_image
@@ -68,11 +67,11 @@ class Rig:
         self.joint_pub.publish(msg)
 
     def counter(self, key):
-        return int(dict((kv.key, kv.value) for kv in self.node.diagnostics().values)[key])
+        return int({kv.key: kv.value for kv in self.node.diagnostics().values}[key])
 
 
 def reference_core(model_path):
-    """The pure core, configured as the node configures it by default."""
+    """Build the pure core as the node configures it by default."""
     session, card = load_policy(model_path, None, RuntimeOptions(('CPUExecutionProvider',)))
     limits = SafetyLimits.build(3, [c[0] for c in card.action.clip],
                                 [c[1] for c in card.action.clip], [0.1])

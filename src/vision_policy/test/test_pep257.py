@@ -1,6 +1,6 @@
 """Run ament_pep257 on this package."""
-import pytest
 from ament_pep257.main import main
+import pytest
 
 
 @pytest.mark.linter

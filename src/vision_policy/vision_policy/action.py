@@ -1,4 +1,5 @@
-"""Network output -> joint position targets, then the safety filter.
+"""
+Network output -> joint position targets, then the safety filter.
 
 ``ActionMapper`` reproduces the training action term (Isaac Lab
 ``JointPositionAction``: target = raw x scale + offset, then the card's clip).
@@ -27,7 +28,7 @@ class ActionMapper:
         self.clip = None if spec.clip is None else np.asarray(spec.clip, dtype=np.float64)
         self.targets = np.zeros(len(spec.joint_names), dtype=np.float64)
 
-    def map(self, raw: np.ndarray) -> np.ndarray:
+    def map(self, raw: np.ndarray) -> np.ndarray:  # noqa: A003 (the mapping, not builtin)
         """Targets for raw; the returned buffer is reused on the next call."""
         np.multiply(raw, self.scale, out=self.targets)
         self.targets += self.offset
@@ -86,7 +87,7 @@ class SafetyFilter:
         self.has_reference = True
 
     def apply(self, targets: np.ndarray) -> Optional[np.ndarray]:
-        """Filtered command, or None if targets contain NaN/Inf (the caller holds)."""
+        """Return the filtered command, or None if targets hold NaN/Inf (the caller holds)."""
         if not self.has_reference or not np.all(np.isfinite(targets)):
             return None
         # Position limits dominate: a reference outside them snaps to the nearest limit.

@@ -1,4 +1,5 @@
-"""Policy card: the contract between a trained policy and the robot.
+"""
+Policy card: the contract between a trained policy and the robot.
 
 A card says what the exported network was fed in training (observation groups,
 terms in order, joint order, image pipeline) and how its output becomes joint
@@ -9,7 +10,7 @@ the field and what was expected.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import math
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -86,7 +87,7 @@ class ActionSpec:
     scale: tuple
     offset: tuple
     clip: Optional[tuple] = None
-    type: str = 'joint_position'
+    type: str = 'joint_position'  # noqa: A003 (the card field is called type)
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,55 @@ class PolicyCard:
         return [g.name for g in self.groups]
 
     def to_dict(self) -> dict:
-        """Plain-data form of the card, ready for YAML."""
-        data = asdict(self)
-        return _plain(data)
+        """Plain-data form of the card, in the YAML layout that card_from_dict reads."""
+        def term(t: TermSpec) -> dict:
+            out = {'name': t.name}
+            if t.scale is not None:
+                out['scale'] = t.scale[0] if len(t.scale) == 1 else list(t.scale)
+            if t.clip is not None:
+                out['clip'] = list(t.clip)
+            if t.history_length:
+                out['history_length'] = t.history_length
+            if t.params:
+                out['params'] = _plain(dict(t.params))
+            return out
+
+        def group(g: GroupSpec) -> dict:
+            out = {'terms': [term(t) for t in g.terms]}
+            if g.history_length is not None:
+                out['history_length'] = g.history_length
+            if not g.flatten_history_dim:
+                out['flatten_history_dim'] = False
+            return out
+
+        data = {'format_version': self.format_version, 'name': self.name,
+                'control_dt': self.control_dt, 'joint_names': list(self.joint_names),
+                'default_joint_pos': list(self.default_joint_pos),
+                'inputs': [{k: v for k, v in (('name', i.name), ('shape', list(i.shape)),
+                                              ('dtype', i.dtype), ('group', i.group),
+                                              ('state_of', i.state_of)) if v is not None}
+                           for i in self.inputs],
+                'action_output': self.action_output,
+                'observations': {g.name: group(g) for g in self.groups}}
+        if self.recurrent:
+            data['recurrent'] = [list(p) for p in self.recurrent]
+        if self.image is not None:
+            im = self.image
+            data['image'] = {'data_type': im.data_type,
+                             'source_encodings': list(im.source_encodings),
+                             'crop': None if im.crop is None else list(im.crop),
+                             'resize': [im.width, im.height],
+                             'interpolation': im.interpolation, 'color_order': im.color_order,
+                             'normalize': im.normalize, 'max_depth': im.max_depth,
+                             'layout': im.layout}
+        a = self.action
+        data['action'] = {'type': a.type, 'joint_names': list(a.joint_names),
+                          'scale': list(a.scale), 'offset': list(a.offset),
+                          'clip': None if a.clip is None else [list(c) for c in a.clip]}
+        return data
 
     def to_yaml(self) -> str:
-        """The card as YAML text."""
+        """Return the card as YAML text."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
 

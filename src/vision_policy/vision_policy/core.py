@@ -1,4 +1,5 @@
-"""The pure inference core: latest sensor data in, a safe joint command out. No ROS types.
+"""
+The pure inference core: latest sensor data in, a safe joint command out. No ROS types.
 
 The node and the tests drive the same ``PolicyCore``, so a test can recompute
 exactly what the node published from the same inputs.
@@ -102,7 +103,8 @@ class PolicyCore:
 
     def step(self, joint_pos: np.ndarray, joint_vel: np.ndarray,
              image: Optional[np.ndarray] = None) -> np.ndarray:
-        """One control tick; returns the filtered command for the action joints.
+        """
+        One control tick; returns the filtered command for the action joints.
 
         ``image`` is the processed image tensor (``self.pipeline.out``).
         Raises NonFiniteError instead of returning a command from bad numbers.

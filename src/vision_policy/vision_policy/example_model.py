@@ -1,4 +1,5 @@
-"""The example vision policy's network: a small CNN on a 64x64 RGB image plus a proprio MLP.
+"""
+The example vision policy's network: a small CNN on a 64x64 RGB image plus a proprio MLP.
 
 The shape follows rsl_rl's CNN actor export: the proprioceptive group ``obs``
 and the camera group ``image`` ([1, 3, 64, 64], NCHW) are separate inputs.
@@ -33,6 +34,6 @@ class ReachPolicy(nn.Module):
 
 
 def build(seed: int = 7) -> ReachPolicy:
-    """The example network with fixed, seeded random weights."""
+    """Build the example network with fixed, seeded random weights."""
     torch.manual_seed(seed)
     return ReachPolicy()

@@ -1,4 +1,5 @@
-"""Camera images: a zero-copy view of a ``sensor_msgs/Image`` payload, then the card's pipeline.
+"""
+Camera images: a zero-copy view of a ``sensor_msgs/Image`` payload, then the card's pipeline.
 
 The pipeline runs crop -> resize -> colour order -> normalisation -> layout, in that
 order, into a preallocated float32 buffer. Normalisation follows Isaac Lab's
@@ -53,7 +54,8 @@ class ImageError(ValueError):
 
 def view_image(data: Any, width: int, height: int, encoding: str, step: int,
                is_bigendian: bool = False) -> np.ndarray:
-    """View an Image payload as an (H, W, C) array without copying it.
+    """
+    View an Image payload as an (H, W, C) array without copying it.
 
     ``data`` is any buffer (rclpy gives ``array.array('B')``). Row padding
     (``step`` > width x pixel size) is skipped by the strides. Big-endian

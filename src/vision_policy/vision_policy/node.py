@@ -1,4 +1,5 @@
-"""policy_inference: the lifecycle node that runs a vision policy on a ROS 2 robot.
+"""
+policy_inference: the lifecycle node that runs a vision policy on a ROS 2 robot.
 
 configure  loads and checks the model and its card, opens the subscriptions
 activate   starts commanding once fresh, valid camera and joint data arrive
@@ -35,6 +36,7 @@ from .card import CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .image import ImageError, view_image
 from .runtime import DEFAULT_PROVIDERS, load_policy, ModelError, PolicyRuntime, RuntimeOptions
+
 
 def _desc(text: str, lo: Optional[float] = None, hi: Optional[float] = None,
           integer: bool = False) -> ParameterDescriptor:
@@ -424,7 +426,7 @@ class PolicyInferenceNode(LifecycleNode):
         return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
     def diagnostics(self) -> DiagnosticStatus:
-        """The node's status: state, rates, ages, timings and counters."""
+        """Report the node's status: state, rates, ages, timings and counters."""
         state = self._state_machine.current_state[1]
         now = self.get_clock().now().nanoseconds
         status = DiagnosticStatus(name=f'{self.get_name()}: policy inference',

@@ -1,4 +1,5 @@
-"""Observation terms and the builder that fills the model inputs, as Isaac Lab does.
+"""
+Observation terms and the builder that fills the model inputs, as Isaac Lab does.
 
 Each term is one small pure function, looked up by name in ``TERMS``. A term
 factory receives the card and the term's ``params`` once, resolves everything it
@@ -43,12 +44,12 @@ class Term:
 
     @property
     def size(self) -> int:
-        """Number of values the term writes."""
+        """Return the number of values the term writes."""
         return int(np.prod(self.shape))
 
 
 def joint_indices(card: PolicyCard, params: Mapping[str, Any]) -> np.ndarray:
-    """Indices into the card's joint order of params['joint_names'] (all joints if absent)."""
+    """Return indices of params['joint_names'] in the card's joint order (all if absent)."""
     names = params.get('joint_names')
     if names is None:
         return np.arange(len(card.joint_names))
@@ -94,7 +95,7 @@ def joint_vel_rel(card: PolicyCard, params: Mapping) -> Term:
 
 
 def last_action(card: PolicyCard, params: Mapping) -> Term:
-    """The raw network output of the previous tick (zeros after a reset)."""
+    """Observe the raw network output of the previous tick (zeros after a reset)."""
     width = len(card.action.joint_names)
 
     def compute(sample: Sample, out: np.ndarray) -> None:
@@ -103,7 +104,7 @@ def last_action(card: PolicyCard, params: Mapping) -> Term:
 
 
 def image(card: PolicyCard, params: Mapping) -> Term:
-    """The camera image, already processed by the card's image pipeline (image.py)."""
+    """Observe the camera image, already through the card's image pipeline (image.py)."""
     spec = card.image
     if spec.layout == 'NCHW':
         shape = (spec.channels, spec.height, spec.width)

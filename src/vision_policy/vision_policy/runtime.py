@@ -1,4 +1,5 @@
-"""The onnxruntime session: provider choice, I/O checked against the card, recurrent state.
+"""
+The onnxruntime session: provider choice, I/O checked against the card, recurrent state.
 
 The session is built for latency on a robot computer: one inference at a time,
 a fixed small thread pool, full graph optimisation, and outputs written into
@@ -15,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .card import CardError, card_from_yaml, load_card, ONNX_METADATA_KEY, PolicyCard
+from .card import card_from_yaml, CardError, load_card, ONNX_METADATA_KEY, PolicyCard
 
 DEFAULT_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider',
                      'CPUExecutionProvider')
@@ -65,7 +66,7 @@ def open_session(model_path: str | Path, options: RuntimeOptions) -> ort.Inferen
 
 
 def embedded_card(session: ort.InferenceSession, where: str) -> Optional[PolicyCard]:
-    """The card stored in the model's metadata by vision_policy_export, if any."""
+    """Return the card stored in the model metadata by vision_policy_export, if any."""
     text = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
     return None if text is None else card_from_yaml(text, f'{where} (embedded card)')
 
@@ -147,7 +148,7 @@ class PolicyRuntime:
 
     @property
     def providers(self) -> list:
-        """Execution providers the session actually uses."""
+        """Return the execution providers the session actually uses."""
         return self.session.get_providers()
 
     def run(self) -> np.ndarray:
@@ -165,7 +166,8 @@ class PolicyRuntime:
 
 def load_policy(model_path: str | Path, card_path: Optional[str | Path],
                 options: RuntimeOptions):
-    """Open the model and find its card: an explicit file, the YAML beside it, or embedded.
+    """
+    Open the model and find its card: an explicit file, the YAML beside it, or embedded.
 
     Returns (session, card). Raises ModelError or CardError naming the problem.
     """

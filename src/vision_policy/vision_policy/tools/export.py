@@ -1,4 +1,5 @@
-"""vision_policy_export: a PyTorch policy + its card -> ONNX with the card embedded.
+"""
+vision_policy_export: a PyTorch policy + its card -> ONNX with the card embedded.
 
 Inputs are taken in the card's input order; outputs are the card's action
 output followed by the recurrent state outputs. After export, onnxruntime runs
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
+import pickle
 import sys
 from typing import Optional
 
@@ -68,7 +70,7 @@ def export_policy(module, card: PolicyCard, path: str | Path, opset: int = MIN_O
 
 
 def load_module(torchscript: Optional[str], factory: Optional[str], weights: Optional[str]):
-    """A TorchScript file, or factory 'pkg.module:function' plus an optional state dict."""
+    """Load a TorchScript file, or call factory 'pkg.module:function' (+ a state dict)."""
     import torch
     if torchscript:
         return torch.jit.load(torchscript, map_location='cpu')
@@ -77,7 +79,11 @@ def load_module(torchscript: Optional[str], factory: Optional[str], weights: Opt
     mod_name, func = factory.split(':', 1)
     module = getattr(importlib.import_module(mod_name), func)()
     if weights:
-        state = torch.load(weights, map_location='cpu', weights_only=True)
+        try:
+            state = torch.load(weights, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ExportError(f'{weights}: holds more than tensors and was not unpickled '
+                              f'(weights_only loading): {str(exc).splitlines()[-1]}') from None
         module.load_state_dict(state.get('model_state_dict', state) if isinstance(
             state, dict) else state)
     return module

@@ -1,0 +1,160 @@
+"""Image views and the card's pipeline against values computed by hand."""
+
+import cv2
+import numpy as np
+import pytest
+
+from vision_policy.card import ImageSpec
+from vision_policy.image import ImageError, ImagePipeline, view_image
+
+
+def padded(img: np.ndarray, pad: int) -> tuple:
+    """Bytes of img with pad bytes after each row, and the step."""
+    rows = img.reshape(img.shape[0], -1).view(np.uint8)
+    step = rows.shape[1] + pad
+    out = np.full((img.shape[0], step), 0xEE, np.uint8)
+    out[:, :rows.shape[1]] = rows
+    return out.tobytes(), step
+
+
+def test_view_skips_row_padding_without_copy():
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    data, step = padded(img, 7)
+    buf = bytearray(data)
+    view = view_image(buf, 5, 4, 'rgb8', step)
+    np.testing.assert_array_equal(view, img)
+    buf[step + 3] = 200  # row 1, pixel 1, channel 0: the view sees the payload itself
+    assert view[1, 1, 0] == 200
+
+
+def test_16uc1_big_and_little_endian():
+    depth_mm = np.array([[1000, 2500], [0, 65535]], dtype=np.uint16)
+    little = view_image(depth_mm.astype('<u2').tobytes(), 2, 2, '16UC1', 4, False)
+    big = view_image(depth_mm.astype('>u2').tobytes(), 2, 2, '16UC1', 4, True)
+    np.testing.assert_array_equal(little[:, :, 0], depth_mm)
+    np.testing.assert_array_equal(big[:, :, 0], depth_mm)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'encoding': 'yuv422'}, "encoding 'yuv422' is not supported"),
+    ({'width': 0}, 'size 0x2 is outside'),
+    ({'step': 5}, 'step 5 is smaller than width x pixel size (6 bytes)'),
+    ({'data': b'\x00' * 11}, 'payload has 11 bytes, expected step x height = 12'),
+    ({'data': b'\x00' * 13}, 'payload has 13 bytes'),
+])
+def test_view_rejects_bad_messages(kwargs, message):
+    args = {'data': b'\x00' * 12, 'width': 2, 'height': 2, 'encoding': 'rgb8', 'step': 6}
+    args.update(kwargs)
+    with pytest.raises(ImageError) as err:
+        view_image(args['data'], args['width'], args['height'], args['encoding'], args['step'])
+    assert message in str(err.value)
+
+
+def spec(**kw):
+    base = {'width': 2, 'height': 2, 'interpolation': 'area', 'normalize': 'scale',
+            'layout': 'NHWC'}
+    base.update(kw)
+    return ImageSpec(**base)
+
+
+RGB = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)
+
+
+def test_rgb_scale_nhwc():
+    out = ImagePipeline(spec()).process(RGB, 'rgb8')
+    np.testing.assert_allclose(out, RGB / 255.0, rtol=1e-6)
+
+
+def test_bgr_source_is_reordered_to_rgb():
+    bgr = RGB[:, :, ::-1].copy()
+    out = ImagePipeline(spec()).process(bgr, 'bgr8')
+    np.testing.assert_allclose(out, RGB / 255.0, rtol=1e-6)
+
+
+def test_rgba_and_bgra_drop_alpha():
+    rgba = np.concatenate([RGB, np.full((2, 2, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_allclose(ImagePipeline(spec()).process(rgba, 'rgba8'), RGB / 255.0)
+    bgra = np.ascontiguousarray(rgba[:, :, [2, 1, 0, 3]])
+    np.testing.assert_allclose(ImagePipeline(spec()).process(bgra, 'bgra8'), RGB / 255.0)
+
+
+def test_card_in_bgr_order():
+    out = ImagePipeline(spec(color_order='bgr')).process(RGB, 'rgb8')
+    np.testing.assert_allclose(out, RGB[:, :, ::-1] / 255.0)
+
+
+def test_nchw_layout():
+    out = ImagePipeline(spec(layout='NCHW')).process(RGB, 'rgb8')
+    assert out.shape == (3, 2, 2)
+    np.testing.assert_allclose(out, RGB.transpose(2, 0, 1) / 255.0)
+
+
+def test_isaaclab_normalize_subtracts_per_image_channel_mean():
+    # Isaac Lab mdp.image(normalize=True) for rgb: images/255, minus mean over (H, W).
+    out = ImagePipeline(spec(normalize='isaaclab')).process(RGB, 'rgb8')
+    expected = RGB / 255.0
+    expected = expected - expected.mean(axis=(0, 1), keepdims=True)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), 0.0, atol=1e-6)
+
+
+def test_none_normalize_keeps_0_255():
+    out = ImagePipeline(spec(normalize='none')).process(RGB, 'rgb8')
+    np.testing.assert_allclose(out, RGB.astype(np.float32))
+
+
+def test_mono8_to_rgb():
+    gray = np.array([[[10], [20]], [[30], [40]]], np.uint8)
+    spec_mono = spec(normalize='none', source_encodings=('mono8',))
+    out = ImagePipeline(spec_mono).process(gray, 'mono8')
+    np.testing.assert_allclose(out, np.repeat(gray, 3, axis=2))
+
+
+def test_crop_then_resize_area():
+    img = np.zeros((6, 8, 3), np.uint8)
+    img[2:4, 4:8] = [[[0, 100, 200]] * 4, [[40, 60, 80]] * 4]
+    # crop x=4, y=2, w=4, h=2 -> 2x4; area resize to 2x1 averages pairs of columns
+    pipe = ImagePipeline(spec(width=2, height=1, crop=(4, 2, 4, 2), normalize='none'))
+    out = pipe.process(img, 'rgb8')
+    np.testing.assert_allclose(out, [[[20, 80, 140], [20, 80, 140]]])
+
+
+def test_resize_matches_opencv_with_padded_rows():
+    img = np.random.default_rng(3).integers(0, 256, (48, 64, 3), np.uint8)
+    data, step = padded(img, 5)
+    view = view_image(data, 64, 48, 'rgb8', step)
+    pipe = ImagePipeline(spec(width=16, height=12, interpolation='linear', normalize='none'))
+    want = cv2.resize(img, (16, 12), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    np.testing.assert_array_equal(pipe.process(view, 'rgb8'), want)
+
+
+def test_depth_32fc1_inf_nan_to_zero_and_max_depth():
+    d = np.array([[1.5, np.inf], [np.nan, 12.0]], np.float32)
+    pipe = ImagePipeline(spec(data_type='depth', normalize='none', max_depth=10.0,
+                              source_encodings=('32FC1',)))
+    view = view_image(d.tobytes(), 2, 2, '32FC1', 8)
+    np.testing.assert_allclose(pipe.process(view, '32FC1')[:, :, 0], [[1.5, 0.0], [0.0, 10.0]])
+
+
+def test_depth_16uc1_millimetres_big_endian():
+    mm = np.array([[1500, 250], [0, 4000]], np.uint16)
+    pipe = ImagePipeline(spec(data_type='depth', normalize='none', layout='NCHW',
+                              source_encodings=('16UC1',)))
+    view = view_image(mm.astype('>u2').tobytes(), 2, 2, '16UC1', 4, True)
+    np.testing.assert_allclose(pipe.process(view, '16UC1')[0], [[1.5, 0.25], [0.0, 4.0]])
+
+
+def test_source_checks():
+    pipe = ImagePipeline(spec(crop=(0, 0, 4, 4), source_encodings=('rgb8',)))
+    with pytest.raises(ImageError, match="'bgr8' is not accepted by the policy card"):
+        pipe.check_source('bgr8', 10, 10)
+    with pytest.raises(ImageError, match='does not fit a 3x10 image'):
+        pipe.check_source('rgb8', 3, 10)
+
+
+def test_resolution_change_mid_stream():
+    pipe = ImagePipeline(spec(normalize='none'))
+    a = pipe.process(np.full((4, 4, 3), 10, np.uint8), 'rgb8').copy()
+    b = pipe.process(np.full((6, 2, 3), 30, np.uint8), 'rgb8')
+    np.testing.assert_allclose(a, 10)
+    np.testing.assert_allclose(b, 30)

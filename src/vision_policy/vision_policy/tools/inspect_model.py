@@ -1,0 +1,84 @@
+"""
+vision_policy_inspect: show a model's inputs/outputs and card, and every mismatch.
+
+Exit status 0 when the model and the card agree (and the observation widths
+match the inputs), 1 otherwise: usable as a check before a model meets a robot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+import numpy as np
+
+from ..card import CardError
+from ..observation import ObservationBuilder
+from ..runtime import check_io, load_policy, ModelError, RuntimeOptions
+
+
+def describe(model_path: str, card_path: Optional[str]) -> tuple:
+    """(report lines, problems) for a model and its card."""
+    session, card = load_policy(model_path, card_path,
+                                RuntimeOptions(providers=('CPUExecutionProvider',),
+                                               warmup_runs=0))
+    lines = [f'model: {model_path}', 'inputs:']
+    lines += [f'  {i.name}: {i.shape} {i.type}' for i in session.get_inputs()]
+    lines.append('outputs:')
+    lines += [f'  {o.name}: {o.shape} {o.type}' for o in session.get_outputs()]
+    lines += [f'card: {card.name!r}, control_dt {card.control_dt} s '
+              f'({1.0 / card.control_dt:.1f} Hz)',
+              f'  joints (training order): {list(card.joint_names)}',
+              f'  default_joint_pos: {list(card.default_joint_pos)}']
+    for group in card.groups:
+        feeds = [s.name for s in card.inputs if s.group == group.name]
+        lines.append(f'  group {group.name!r} -> input {feeds}:')
+        for term in group.terms:
+            lines.append(f'    {term.name}: scale={term.scale} clip={term.clip} '
+                         f'history={group.term_history(term)} params={dict(term.params)}')
+    if card.image is not None:
+        im = card.image
+        lines.append(f'  image: {im.data_type} from {list(im.source_encodings)}, crop={im.crop}, '
+                     f'resize {im.width}x{im.height} ({im.interpolation}), '
+                     f'{im.color_order}, normalize={im.normalize}, {im.layout}')
+    a = card.action
+    lines.append(f'  action ({a.type}) from output {card.action_output!r}: joints '
+                 f'{list(a.joint_names)}, scale {list(a.scale)}, offset {list(a.offset)}, '
+                 f'clip {None if a.clip is None else [list(c) for c in a.clip]}')
+    if card.recurrent:
+        lines.append(f'  recurrent state: {[list(p) for p in card.recurrent]}')
+    problems = check_io(session, card)
+    try:
+        builder = ObservationBuilder(card)
+        for name, buf in builder.inputs.items():
+            lines.append(f'  observation -> {name}: {int(np.prod(buf.shape))} values')
+    except CardError as exc:
+        problems.append(str(exc))
+    return lines, problems
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog='vision_policy_inspect', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('model', help='ONNX policy file')
+    parser.add_argument('--card', help='policy card YAML (default: beside the model, or '
+                                       'embedded in it)')
+    args = parser.parse_args(argv)
+    try:
+        lines, problems = describe(args.model, args.card)
+    except (CardError, ModelError) as exc:
+        print(f'vision_policy_inspect: error: {exc}', file=sys.stderr)
+        return 1
+    print('\n'.join(lines))
+    if problems:
+        print(f'{len(problems)} mismatch(es) between model and card:')
+        print('\n'.join(f'  - {p}' for p in problems))
+        return 1
+    print('model and card agree')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
