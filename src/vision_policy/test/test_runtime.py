@@ -29,7 +29,7 @@ def test_bundled_model_matches_its_card(model_path):
 def test_mismatched_card_is_refused(model_path, tmp_path):
     session, card = load_policy(model_path, None, CPU)
     data = card.to_dict()
-    data['inputs'][0]['shape'] = [1, 12]
+    data['inputs'][0]['shape'] = [1, 11]  # 3 + 3 + 2 (last action) + 3
     data['observations']['policy']['terms'].append({'name': 'joint_pos'})
     data['action']['joint_names'] = data['joint_names'][:2]
     data['action']['clip'] = None
@@ -39,7 +39,7 @@ def test_mismatched_card_is_refused(model_path, tmp_path):
     bad = card_from_dict(data)
     problems = check_io(session, bad)
     text = '\n'.join(problems)
-    assert "input 'obs': model shape [1, 9], card shape [1, 12]" in text
+    assert "input 'obs': model shape [1, 9], card shape [1, 11]" in text
     assert "card input 'rgb' is not a model input" in text
     assert "model input 'image' is not fed by the card" in text
     assert "output 'actions' has 3 actions, card action has 2 joints" in text
