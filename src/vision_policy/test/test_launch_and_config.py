@@ -1,0 +1,57 @@
+"""Launch files and parameter files: every key is a real parameter with the right type."""
+
+import importlib.util
+
+from conftest import workspace_root
+import pytest
+from vision_policy.node import PARAMETERS
+import yaml
+
+LAUNCH_FILES = sorted((workspace_root() / 'launch').glob('*.launch.py'))
+
+
+def test_real_robot_params_are_known_and_typed():
+    data = yaml.safe_load((workspace_root() / 'config' / 'real_robot.yaml').read_text())
+    params = data['/**/policy_inference']['ros__parameters']
+    assert set(params) == set(PARAMETERS), set(params) ^ set(PARAMETERS)
+    for name, value in params.items():
+        default = PARAMETERS[name][0]
+        if isinstance(default, list):
+            assert isinstance(value, list) and all(
+                isinstance(v, type(default[0])) for v in value), name
+        else:
+            assert type(value) is type(default), (name, value)
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
+def test_launch_file_describes_itself(path):
+    pytest.importorskip('launch', reason='ROS 2 launch is not installed (no ros2 launch here)')
+    pytest.importorskip('launch_ros', reason='ROS 2 launch_ros is not installed')
+    spec = importlib.util.spec_from_file_location(path.stem.replace('.', '_'), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    assert description.entities
+
+
+def test_launch_files_present():
+    names = {p.name for p in LAUNCH_FILES}
+    assert {'real_robot.launch.py', 'sil_isaac.launch.py', 'sil_mujoco.launch.py'} <= names
+
+
+def test_params_file_loads_into_the_node(model_path):
+    import rclpy
+    from vision_policy.node import PolicyInferenceNode
+    context = rclpy.Context()
+    params = workspace_root() / 'config' / 'real_robot.yaml'
+    rclpy.init(context=context, args=['--ros-args', '--params-file', str(params), '-p',
+                                      f'model_path:={model_path}'])
+    try:
+        node = PolicyInferenceNode(context=context)
+        assert node.get_parameter('position_upper_limits').value == [2.0, 1.5, 2.5]
+        assert node.get_parameter('max_joint_step').value == [0.1]
+        # autostart: true in the file: configured and active with the bundled model.
+        assert node._state_machine.current_state[1] == 'active'
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
