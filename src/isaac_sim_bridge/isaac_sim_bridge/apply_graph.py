@@ -39,7 +39,7 @@ def apply_graph(spec: GraphSpec) -> Any:
             'pipeline_stage': stages[spec.pipeline_stage],
         },
         {
-            keys.CREATE_NODES: [(node.name, node.type) for node in spec.nodes],
+            keys.CREATE_NODES: [(node.name, node.node_type) for node in spec.nodes],
             keys.CONNECT: [(c.src, c.dst) for c in spec.connections],
             keys.SET_VALUES: [(v.path, convert(v.value)) for v in spec.values],
         },

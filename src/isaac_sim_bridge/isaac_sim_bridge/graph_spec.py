@@ -200,7 +200,7 @@ class NodeSpec:
     """One graph node: its name inside the graph and its OmniGraph type."""
 
     name: str
-    type: str
+    node_type: str
 
 
 @dataclass(frozen=True)

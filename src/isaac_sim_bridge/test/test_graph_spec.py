@@ -16,7 +16,7 @@ def config() -> dict:
 
 
 def _types(spec) -> dict:
-    return {node.name: node.type for node in spec.nodes}
+    return {node.name: node.node_type for node in spec.nodes}
 
 
 def _incoming(spec, node: str, attr: str) -> list:
@@ -27,7 +27,7 @@ def _assert_well_formed(spec):
     types = _types(spec)
     assert len(types) == len(spec.nodes), 'node names must be unique'
     for node in spec.nodes:
-        assert node.type in NODE_TYPES, node.type
+        assert node.node_type in NODE_TYPES, node.node_type
     for c in spec.connections:
         assert c.src_node in types and c.dst_node in types, c
         src_type = NODE_TYPES[types[c.src_node]].get(c.src_attr)
