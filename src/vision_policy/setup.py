@@ -44,6 +44,7 @@ setup(
             'policy_inference = vision_policy.node:main',
             'vision_policy_export = vision_policy.tools.export:main',
             'vision_policy_inspect = vision_policy.tools.inspect_model:main',
+            'vision_policy_import = vision_policy.tools.import_isaaclab:main',
         ],
     },
 )

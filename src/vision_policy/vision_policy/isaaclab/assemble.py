@@ -1,0 +1,117 @@
+"""Turn a translated policy (terms, image, action) into card data wired to the ONNX inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .onnx_io import OnnxSignature
+from .report import ImportReport
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What env.yaml or IO_descriptors.yaml say, in card terms, before wiring to the model."""
+
+    name: str
+    control_dt: Optional[float]
+    joint_names: tuple
+    default_joint_pos: tuple
+    group: str                   # name of the concatenated vector group ('policy')
+    terms: tuple                 # card term dicts, declaration order
+    width: Optional[int]         # values the terms produce (None: some width unknown)
+    images: tuple = ()           # (group name, card image dict, (C, H, W))
+    action: Optional[dict] = None
+
+
+def _image_shape(spec: dict, chw: tuple) -> list:
+    c, h, w = chw
+    return [1, c, h, w] if spec['layout'] == 'NCHW' else [1, h, w, c]
+
+
+def assemble(tr: Translation, sig: Optional[OnnxSignature],
+             report: ImportReport) -> Optional[dict]:
+    """Card data for tr, or None when the report holds a problem that blocks a card."""
+    inputs, observations = [], {}
+    obs_name = sig.obs.name if sig is not None and sig.obs is not None else 'obs'
+    if tr.terms:
+        model_width = sig.obs.width if sig is not None and sig.obs is not None else None
+        report.widths[obs_name] = (tr.width, model_width)
+        if sig is not None and sig.obs is None:
+            report.problem(f'group {tr.group!r}', 'the ONNX model has no vector input for it')
+        elif tr.width is not None and model_width is not None and tr.width != model_width:
+            report.problem(f'input {obs_name!r}',
+                           f'the terms produce {tr.width} values but the ONNX input expects '
+                           f'{model_width} ({"missing" if model_width > tr.width else "extra"} '
+                           f'{abs(model_width - tr.width)})')
+        elif tr.width is None and model_width is not None:
+            known = sum(t.width for t in report.terms if t.width is not None and
+                        t.group == tr.group)
+            report.warnings.append(f'the ONNX input {obs_name!r} leaves {model_width - known} '
+                                   f'values for the term(s) of unknown width')
+        inputs.append({'name': obs_name, 'shape': [1, tr.width or 0], 'dtype': 'float32',
+                       'group': tr.group})
+        observations[tr.group] = {'terms': list(tr.terms)}
+    image = None
+    sig_images = {t.name: t for t in sig.images} if sig is not None else {}
+    for group, spec, chw in tr.images:
+        if image is not None:
+            report.problem(f'group {group!r}', 'the card carries one camera; this is a second')
+            continue
+        image = spec
+        name = group
+        if sig is not None:
+            if group not in sig_images and len(sig_images) == 1:
+                name = next(iter(sig_images))
+            if name not in sig_images:
+                report.problem(f'group {group!r}', f'no ONNX image input for it (image inputs: '
+                                                   f'{sorted(sig_images)})')
+                continue
+            shape = list(sig_images[name].shape)
+            spec['layout'] = 'NCHW' if shape[1] == chw[0] else 'NHWC'
+        shape = _image_shape(spec, chw)
+        if sig is not None and list(sig_images[name].shape[1:]) != shape[1:]:
+            report.problem(f'input {name!r}', f'camera gives {shape[1:]}, ONNX expects '
+                                              f'{list(sig_images[name].shape[1:])}')
+        report.widths[name] = (chw[0] * chw[1] * chw[2],
+                               sig_images[name].width if name in sig_images else None)
+        inputs.append({'name': name, 'shape': shape, 'dtype': 'float32', 'group': group})
+        observations[group] = {'terms': [{'name': 'image'}]}
+    recurrent = []
+    if sig is not None:
+        fed = {i['name'] for i in inputs}
+        by_name = {t.name: t for t in sig.inputs}
+        for state_in, state_out in sig.states:
+            shape = [d if isinstance(d, int) else 1 for d in by_name[state_in].shape]
+            inputs.append({'name': state_in, 'shape': shape, 'dtype': 'float32',
+                           'state_of': state_out})
+            recurrent.append([state_in, state_out])
+            fed.add(state_in)
+        for t in sig.inputs:
+            if t.name not in fed:
+                report.problem(f'ONNX input {t.name!r}', 'nothing in the run files feeds it')
+    if tr.action is None and not any(p.what.startswith('action') for p in report.problems):
+        report.problem('actions', 'no translatable action term')
+    elif sig is not None and sig.action.width is not None and \
+            sig.action.width != len(tr.action['joint_names']):
+        report.problem('actions', f'the action terms drive {len(tr.action["joint_names"])} '
+                                  f'joints but ONNX output {sig.action.name!r} has '
+                                  f'{sig.action.width} values')
+    if not report.ok:
+        return None
+    card = {
+        'format_version': 1,
+        'name': tr.name,
+        'control_dt': tr.control_dt,
+        'joint_names': list(tr.joint_names),
+        'default_joint_pos': list(tr.default_joint_pos),
+        'inputs': inputs,
+        'action_output': sig.action.name if sig is not None else 'actions',
+        'observations': observations,
+        'action': tr.action,
+    }
+    if image is not None:
+        card['image'] = image
+    if recurrent:
+        card['recurrent'] = recurrent
+    return card

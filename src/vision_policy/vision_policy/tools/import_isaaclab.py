@@ -1,0 +1,111 @@
+"""vision_policy_import: an Isaac Lab run folder (or IO_descriptors.yaml) -> a policy card.
+
+    vision_policy_import RUN_DIR|IO_DESCRIPTORS.yaml [--onnx FILE]
+        [--joint-names a,b,c | --joint-names-file F | --urdf F | --from-joint-states]
+        --output card.yaml
+
+Prints the import report. Exit status: 0 card written; 2 refused (an
+untranslatable term or action, or a width that differs from the ONNX input);
+3 a template was written (direct-workflow env: fill it in); 1 unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+import time
+from typing import Optional
+
+from ..isaaclab.importer import import_run
+from ..isaaclab.joint_names import JointNameError
+from ..isaaclab.onnx_io import OnnxSignatureError
+from ..isaaclab.urdf import read_urdf, UrdfError
+from ..isaaclab.yaml_loader import IsaacLabFileError
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_TEMPLATE = 0, 1, 2, 3
+
+
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(prog='vision_policy_import', description=__doc__.split('\n')[0])
+    p.add_argument('source', help='Isaac Lab run folder, params/env.yaml or IO_descriptors.yaml')
+    p.add_argument('--onnx', help='exported policy (default: RUN_DIR/exported/policy.onnx)')
+    names = p.add_mutually_exclusive_group()
+    names.add_argument('--joint-names', help='robot joints in articulation order, a,b,c')
+    names.add_argument('--joint-names-file', help='file with the joints, one per line')
+    names.add_argument('--urdf', help='URDF: breadth-first joint order and joint limits')
+    names.add_argument('--from-joint-states', action='store_true',
+                       help='read the joint order from a live /joint_states (Isaac Sim)')
+    p.add_argument('--joint-states-topic', default='/joint_states')
+    p.add_argument('--timeout', type=float, default=5.0, help='s to wait for /joint_states')
+    p.add_argument('--output', '-o', required=True, help='card YAML to write')
+    return p.parse_args(argv)
+
+
+def joints_from_args(args: argparse.Namespace) -> tuple:
+    """(joint names or None, joint limits, warnings) from whichever option was given."""
+    if args.joint_names:
+        return [n.strip() for n in args.joint_names.split(',') if n.strip()], {}, []
+    if args.joint_names_file:
+        text = Path(args.joint_names_file).read_text()
+        return [n.strip() for n in text.replace(',', '\n').splitlines() if n.strip()], {}, []
+    if args.urdf:
+        urdf = read_urdf(args.urdf)
+        return list(urdf.names), urdf.limits, [
+            'joint order taken breadth-first from the URDF, as Isaac Sim usually orders an '
+            'articulation: confirm it against Isaac Sim /joint_states before deploying']
+    if args.from_joint_states:
+        return joint_states_names(args.joint_states_topic, args.timeout), {}, []
+    return None, {}, []
+
+
+def joint_states_names(topic: str, timeout: float) -> list:
+    """Joint names of the first JointState on topic (Isaac Sim publishes articulation order)."""
+    import rclpy
+    from sensor_msgs.msg import JointState
+    rclpy.init()
+    node = rclpy.create_node('vision_policy_import')
+    got = []
+    node.create_subscription(JointState, topic, lambda m: got.append(list(m.name)), 10)
+    end = time.monotonic() + timeout
+    try:
+        while not got and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if not got:
+        raise TimeoutError(f'no JointState on {topic} within {timeout} s')
+    return got[0]
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Run the import; see the module docstring for the exit status."""
+    args = parse_args(argv)
+    try:
+        joints, limits, warnings = joints_from_args(args)
+        result = import_run(args.source, args.onnx, joints, limits)
+    except (OSError, IsaacLabFileError, UrdfError, JointNameError, OnnxSignatureError,
+            TimeoutError, ValueError) as exc:
+        print(f'vision_policy_import: {exc}', file=sys.stderr)
+        return EXIT_ERROR
+    result.report.warnings[:0] = warnings
+    print(result.report.render())
+    out = Path(args.output)
+    if result.template is not None:
+        out.write_text(result.template)
+        print(f'wrote a card TEMPLATE to {out}: fill in every FILL_ME (listed at its top)')
+        return EXIT_TEMPLATE
+    if result.card is None:
+        print(f'refusing to write {out}: fix the problems above', file=sys.stderr)
+        return EXIT_REFUSED
+    header = [f'# Policy card imported from {args.source} by vision_policy_import.']
+    header += [f'# warning: {w}' for w in result.report.warnings]
+    out.write_text('\n'.join(header) + '\n' + result.card.to_yaml())
+    print(f'wrote {out}')
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())
