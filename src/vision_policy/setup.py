@@ -38,7 +38,7 @@ setup(
     maintainer_email='maintainers@vision-policy.dev',
     description='Vision RL policy (Isaac Lab, ONNX) inference node for ROS 2.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'policy_inference = vision_policy.node:main',

@@ -7,6 +7,7 @@ exactly what the node published from the same inputs.
 
 from __future__ import annotations
 
+import time
 from typing import Optional, Sequence
 
 import numpy as np
@@ -93,6 +94,8 @@ class PolicyCore:
         self.action_index = np.array([card.joint_names.index(j)
                                       for j in card.action.joint_names])
         self.raw = np.zeros(len(card.action.joint_names), dtype=np.float32)
+        # Seconds spent in the last step: observation, inference, action + safety.
+        self.timing = [0.0, 0.0, 0.0]
 
     def reset(self) -> None:
         """Episode start: clear history, last action and recurrent state."""
@@ -112,11 +115,14 @@ class PolicyCore:
         self.sample.joint_pos[:] = joint_pos
         self.sample.joint_vel[:] = joint_vel
         self.sample.image = image
+        t0 = time.perf_counter()
         inputs = self.builder.build(self.sample)
         for name, array in inputs.items():
             if not np.all(np.isfinite(array)):
                 raise NonFiniteError(f'observation input {name!r} contains NaN/Inf')
+        t1 = time.perf_counter()
         raw = self.runtime.run()
+        t2 = time.perf_counter()
         if not np.all(np.isfinite(raw)):
             raise NonFiniteError('policy output contains NaN/Inf')
         self.raw[:] = raw
@@ -126,4 +132,5 @@ class PolicyCore:
         command = self.safety.apply(self.mapper.map(raw))
         if command is None:
             raise NonFiniteError('mapped action contains NaN/Inf')
+        self.timing[:] = (t1 - t0, t2 - t1, time.perf_counter() - t2)
         return command

@@ -61,6 +61,9 @@ PARAMETERS = {
     'estop_topic': ('/emergency_stop', 'std_msgs/Bool; true holds the robot', None),
     'control_dt': (0.0, 'control period in s; 0 = the card control_dt', (0.0, 10.0)),
     'trigger': ('timer', "'timer' (fixed rate) or 'image' (one tick per new image)", None),
+    'stamp_source': ('zero', "trajectory header.stamp: 'zero' (the controller starts it on "
+                             "receipt) or 'image' (stamp of the image used; for tracing and "
+                             "benchmarks, not for joint_trajectory_controller)", None),
     'providers': (list(DEFAULT_PROVIDERS), 'onnxruntime providers in order of preference',
                   None),
     'intra_op_threads': (1, 'onnxruntime intra-op threads', (1, 64)),
@@ -80,6 +83,7 @@ PARAMETERS = {
 RUNTIME_SETTABLE = ('max_image_age', 'max_joint_state_age', 'max_joint_step',
                     'position_lower_limits', 'position_upper_limits')
 WINDOW = 1000  # samples kept for the latency percentiles
+STAGES = ('receive', 'preprocess', 'observation', 'inference', 'postprocess', 'publish')
 
 
 class Counters:
@@ -144,6 +148,10 @@ class PolicyInferenceNode(LifecycleNode):
             raise ModelError('parameter model_path is empty: give the ONNX policy file')
         if p['trigger'] not in ('timer', 'image'):
             raise ValueError(f"trigger: expected 'timer' or 'image', found {p['trigger']!r}")
+        if p['stamp_source'] not in ('zero', 'image'):
+            raise ValueError(f"stamp_source: expected 'zero' or 'image', found "
+                             f"{p['stamp_source']!r}")
+        self.stamp_image = p['stamp_source'] == 'image'
         options = RuntimeOptions(providers=tuple(p['providers']),
                                  intra_op_threads=p['intra_op_threads'])
         session, card = load_policy(p['model_path'], p['card_path'], options)
@@ -244,7 +252,10 @@ class PolicyInferenceNode(LifecycleNode):
         self._rates = {'image': collections.deque(maxlen=50),
                        'joint_states': collections.deque(maxlen=200)}
         self._latency = collections.deque(maxlen=WINDOW)
-        self._infer = collections.deque(maxlen=WINDOW)
+        # Seconds per stage of the last WINDOW ticks, and the timer's tick intervals.
+        self._stages = {name: collections.deque(maxlen=WINDOW) for name in STAGES}
+        self._tick_times = collections.deque(maxlen=WINDOW)
+        self.missed_ticks = 0
 
     def _stamp_ok(self, stamp, last_ns: Optional[int], max_age: float) -> Optional[str]:
         ns = stamp.sec * 1_000_000_000 + stamp.nanosec
@@ -258,6 +269,7 @@ class PolicyInferenceNode(LifecycleNode):
         return None
 
     def _on_image(self, msg: Image) -> None:
+        t0 = time.perf_counter()
         self.counters.images_received += 1
         self._rates['image'].append(time.monotonic())
         if self.core is None:
@@ -282,6 +294,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._image_seq += 1
         self._image = (view, msg.encoding, stamp_ns, self._image_seq)
         self._image_used = False
+        self._stages['receive'].append(time.perf_counter() - t0)
         if self.trigger == 'image' and self._active:
             self._tick()
 
@@ -319,6 +332,12 @@ class PolicyInferenceNode(LifecycleNode):
 
     # ------------------------------------------------------------------ control
     def _on_timer(self) -> None:
+        now = time.perf_counter()
+        if self._tick_times:
+            interval = now - self._tick_times[-1]
+            if interval > 1.5 * self.control_dt:
+                self.missed_ticks += int(interval / self.control_dt + 0.5) - 1
+        self._tick_times.append(now)
         self._tick()
 
     def _param(self, name: str):
@@ -363,6 +382,7 @@ class PolicyInferenceNode(LifecycleNode):
         t0 = time.perf_counter()
         try:
             image = self.core.pipeline.process(view, encoding) if self.core.pipeline else None
+            t1 = time.perf_counter()
             command = self.core.step(self._pos, self._vel, image)
         except NonFiniteError as exc:
             if 'observation' in str(exc):
@@ -372,10 +392,19 @@ class PolicyInferenceNode(LifecycleNode):
             self.error = str(exc)
             self._hold(str(exc))
             return
-        self._infer.append(time.perf_counter() - t0)
+        stages = self._stages
+        stages['preprocess'].append(t1 - t0)
+        stages['observation'].append(self.core.timing[0])
+        stages['inference'].append(self.core.timing[1])
+        stages['postprocess'].append(self.core.timing[2])
         self._image_used = True
         self._point.positions = array.array('d', command)
+        if self.stamp_image:
+            self._msg.header.stamp.sec, self._msg.header.stamp.nanosec = divmod(stamp_ns,
+                                                                                 10**9)
+        t2 = time.perf_counter()
         self._traj_pub.publish(self._msg)
+        stages['publish'].append(time.perf_counter() - t2)
         self.counters.commands += 1
         self._latency.append((self.get_clock().now().nanoseconds - stamp_ns) * 1e-9)
         self.hold_reason = ''
@@ -390,6 +419,7 @@ class PolicyInferenceNode(LifecycleNode):
                 held = self._pos[self.core.action_index]
                 held = np.clip(held, self.core.safety.lower, self.core.safety.upper)
                 self._point.positions = array.array('d', held)
+                self._msg.header.stamp.sec = self._msg.header.stamp.nanosec = 0  # start now
                 self._traj_pub.publish(self._msg)
         self.hold_reason = reason
         self._resume_after = (self._image[3] if self._image else 0, self._joint_seq)
@@ -444,8 +474,14 @@ class PolicyInferenceNode(LifecycleNode):
             values.append(('image_age_s', f'{(now - self._image[2]) * 1e-9:.4f}'))
         if self._joint_stamp is not None:
             values.append(('joint_state_age_s', f'{(now - self._joint_stamp) * 1e-9:.4f}'))
-        for label, data in (('inference_ms', self._infer), ('latency_ms', self._latency)):
-            if data:
+        series = [('latency_ms', self._latency)] + [
+            (f'{name}_ms', data) for name, data in self._stages.items()]
+        if len(self._tick_times) > 1:
+            jitter = np.abs(np.diff(np.asarray(self._tick_times)) - self.control_dt)
+            series.append(('tick_jitter_ms', jitter))
+            values.append(('missed_ticks', str(self.missed_ticks)))
+        for label, data in series:
+            if len(data):
                 p50, p90, p99 = np.percentile(np.asarray(data) * 1e3, (50, 90, 99))
                 values += [(f'{label}_p50', f'{p50:.3f}'), (f'{label}_p90', f'{p90:.3f}'),
                            (f'{label}_p99', f'{p99:.3f}')]
