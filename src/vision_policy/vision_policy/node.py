@@ -35,6 +35,7 @@ from .action import SafetyLimits
 from .card import CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .image import ImageError, view_image
+from .observation import extra_sources
 from .runtime import DEFAULT_PROVIDERS, load_policy, ModelError, PolicyRuntime, RuntimeOptions
 
 
@@ -79,6 +80,12 @@ PARAMETERS = {
     'position_upper_limits': ([math.inf], 'per action joint; one value = all joints; inf = '
                                           'the card clip', None),
     'max_joint_step': ([0.1], 'largest change of a joint target per tick (rad or m)', None),
+    # Extra sources, subscribed only when the card has a term that needs them (EXTRA_SOURCES).
+    'imu_topic': ('/imu', 'sensor_msgs/Imu: base_ang_vel, projected_gravity', None),
+    'odom_topic': ('/odom', 'nav_msgs/Odometry: base_lin_vel (twist in the body frame)', None),
+    'cmd_vel_topic': ('/cmd_vel', 'geometry_msgs/Twist: velocity_commands [vx, vy, wz]', None),
+    'max_extra_age': (0.2, 'hold when an IMU / odometry / cmd_vel sample is older than this '
+                           '(s)', (0.001, 60.0)),
 }
 RUNTIME_SETTABLE = ('max_image_age', 'max_joint_state_age', 'max_joint_step',
                     'position_lower_limits', 'position_upper_limits')
@@ -184,6 +191,7 @@ class PolicyInferenceNode(LifecycleNode):
                                                 reliability=ReliabilityPolicy.BEST_EFFORT)),
             self.create_subscription(Bool, p['estop_topic'], self._on_estop, 10),
         ]
+        self._subs += self._extra_subscriptions(card, p)
 
     def _limits(self, card, p: dict) -> SafetyLimits:
         n = len(card.action.joint_names)
@@ -356,9 +364,66 @@ class PolicyInferenceNode(LifecycleNode):
             return 'image too old'
         if (now_ns - self._joint_stamp) * 1e-9 > self._param('max_joint_state_age'):
             return 'joint state too old'
+        reason = self._extra_hold_reason(now_ns)
+        if reason is not None:
+            return reason
         if self._holding and (self._image[3] <= self._resume_after[0] or
                               self._joint_seq <= self._resume_after[1]):
             return self.hold_reason  # stay held until data newer than the hold arrives
+        return None
+
+    # ------------------------------------------------------------------ extra sources
+    # IMU / odometry / velocity command, for cards imported from Isaac Lab (observation.py
+    # TERM_SOURCES). Values go straight into the core's Sample.extras; a missing or stale
+    # source holds the robot like a stale joint state.
+    def _extra_subscriptions(self, card, p: dict) -> list:
+        from geometry_msgs.msg import Twist
+        from nav_msgs.msg import Odometry
+        from sensor_msgs.msg import Imu
+        sources = extra_sources(card)
+        self._extra_stamps = {s: None for s in sources}
+        table = {'imu': (Imu, 'imu_topic', self._on_imu, qos_profile_sensor_data),
+                 'odom': (Odometry, 'odom_topic', self._on_odom, qos_profile_sensor_data),
+                 'cmd_vel': (Twist, 'cmd_vel_topic', self._on_cmd_vel, 10)}
+        return [self.create_subscription(table[s][0], p[table[s][1]], table[s][2], table[s][3])
+                for s in sources]
+
+    def _extra_stamp(self, source: str, stamp) -> bool:
+        problem = self._stamp_ok(stamp, self._extra_stamps.get(source),
+                                 self._param('max_extra_age'))
+        if problem is not None:
+            self.get_logger().warn(f'{source} rejected: {problem}', throttle_duration_sec=1.0)
+            return False
+        self._extra_stamps[source] = stamp.sec * 1_000_000_000 + stamp.nanosec
+        return True
+
+    def _on_imu(self, msg) -> None:
+        if self.core is None or not self._extra_stamp('imu', msg.header.stamp):
+            return
+        o, w = msg.orientation, msg.angular_velocity
+        self.core.sample.extras['imu_orientation'] = np.array([o.x, o.y, o.z, o.w])
+        self.core.sample.extras['imu_angular_velocity'] = np.array([w.x, w.y, w.z])
+
+    def _on_odom(self, msg) -> None:
+        if self.core is None or not self._extra_stamp('odom', msg.header.stamp):
+            return
+        v = msg.twist.twist.linear
+        self.core.sample.extras['base_lin_vel'] = np.array([v.x, v.y, v.z])
+
+    def _on_cmd_vel(self, msg) -> None:
+        if self.core is None:
+            return
+        # Twist has no header: its age is counted from reception.
+        self._extra_stamps['cmd_vel'] = self.get_clock().now().nanoseconds
+        self.core.sample.extras['velocity_command'] = np.array(
+            [msg.linear.x, msg.linear.y, msg.angular.z])
+
+    def _extra_hold_reason(self, now_ns: int) -> Optional[str]:
+        for source, stamp in getattr(self, '_extra_stamps', {}).items():
+            if stamp is None:
+                return f'no valid {source}'
+            if abs(now_ns - stamp) * 1e-9 > self._param('max_extra_age'):
+                return f'{source} too old'
         return None
 
     def _tick(self) -> None:
