@@ -381,7 +381,7 @@ class PolicyInferenceNode(LifecycleNode):
         from nav_msgs.msg import Odometry
         from sensor_msgs.msg import Imu
         sources = extra_sources(card)
-        self._extra_stamps = {s: None for s in sources}
+        self._extra_stamps = dict.fromkeys(sources)
         table = {'imu': (Imu, 'imu_topic', self._on_imu, qos_profile_sensor_data),
                  'odom': (Odometry, 'odom_topic', self._on_odom, qos_profile_sensor_data),
                  'cmd_vel': (Twist, 'cmd_vel_topic', self._on_cmd_vel, 10)}

@@ -158,7 +158,7 @@ def gravity_in_body(quat_xyzw: np.ndarray, out: np.ndarray) -> None:
 
 
 def projected_gravity(card: PolicyCard, params: Mapping) -> Term:
-    """Unit gravity direction in the body frame, from the IMU orientation."""
+    """Observe the unit gravity direction in the body frame, from the IMU orientation."""
     def compute(sample: Sample, out: np.ndarray) -> None:
         gravity_in_body(_extra(sample, 'imu_orientation'), out)
     return Term((3,), compute)

@@ -1,4 +1,5 @@
-"""Translate Isaac Lab run files (env.yaml, agent.yaml, IO_descriptors.yaml, ONNX) into cards.
+"""
+Translate Isaac Lab run files (env.yaml, agent.yaml, IO_descriptors.yaml, ONNX) into cards.
 
 ``importer.import_run`` is the entry point; each other module has one job:
 reading Isaac Lab's YAML safely, resolving joint-name regexes, reading the

@@ -92,7 +92,7 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
                 report.problem(f'ONNX input {t.name!r}', 'nothing in the run files feeds it')
     if tr.action is None and not any(p.what.startswith('action') for p in report.problems):
         report.problem('actions', 'no translatable action term')
-    elif sig is not None and sig.action.width is not None and \
+    elif tr.action is not None and sig is not None and sig.action.width is not None and \
             sig.action.width != len(tr.action['joint_names']):
         report.problem('actions', f'the action terms drive {len(tr.action["joint_names"])} '
                                   f'joints but ONNX output {sig.action.name!r} has '

@@ -1,4 +1,5 @@
-"""Direct-workflow envs (no observation manager): a card template from what env.yaml shows.
+"""
+Direct-workflow envs (no observation manager): a card template from what env.yaml shows.
 
 A direct env computes its observations in Python code the run files do not
 record. Only the camera (top-level ``tiled_camera``), the control period and
@@ -18,7 +19,7 @@ FILL = 'FILL_ME'
 
 
 def is_direct(env: Mapping) -> bool:
-    """True for a direct-workflow env.yaml (no observations section)."""
+    """Tell whether env is a direct-workflow env.yaml (no observations section)."""
     return env.get('observations') is None and 'observation_space' in env
 
 
@@ -29,8 +30,8 @@ def template(env: Mapping, agent: Optional[Mapping], report: ImportReport) -> st
     types = list(camera.get('data_types') or [])
     image, shape = None, None
     if camera.get('width') and camera.get('height') and types:
-        data_type = 'rgb' if types[0] == 'rgb' else ('depth' if types[0] in DEPTH_TYPES
-                                                       else None)
+        data_type = 'rgb' if types[0] == 'rgb' else (
+            'depth' if types[0] in DEPTH_TYPES else None)
         if data_type is not None:
             image = image_spec(camera, types[0])
             channels = 3 if data_type == 'rgb' else 1

@@ -1,4 +1,5 @@
-"""Manager-based env.yaml (+ agent.yaml) -> Translation, with Isaac Lab's semantics.
+"""
+Manager-based env.yaml (+ agent.yaml) -> Translation, with Isaac Lab's semantics.
 
 Observation groups fed to the actor (rsl_rl ``obs_groups['policy']``, default
 ``['policy']``) are read in declaration order; per term: func, params,
@@ -55,7 +56,7 @@ def actor_groups(agent: Optional[Mapping]) -> list:
 
 
 def clip_actions(agent: Optional[Mapping]) -> Optional[float]:
-    """The agent's clip on raw actions (rsl_rl top level, rl_games params.env), if any."""
+    """Return the agent's clip on raw actions (rsl_rl top level, rl_games params.env), if any."""
     agent = agent or {}
     value = agent.get('clip_actions')
     if value is None:
@@ -88,7 +89,7 @@ class EnvTranslator:
 
     # ------------------------------------------------------------------ actions
     def actions(self) -> Optional[dict]:
-        """The card action section for the env's action terms (None if untranslatable)."""
+        """Return the card action section for the env's action terms (None if untranslatable)."""
         names, scale, offset, clip, width, ok = [], [], [], [], 0, True
         for term_name, cfg in (self.env.get('actions') or {}).items():
             if cfg is None:
@@ -214,8 +215,8 @@ class EnvTranslator:
 
     def _history(self, term_cfg: Mapping, group_cfg: Mapping) -> tuple:
         if group_cfg.get('history_length') is not None:
-            return int(group_cfg['history_length']), bool(group_cfg.get('flatten_history_dim',
-                                                                          True))
+            flatten = group_cfg.get('flatten_history_dim', True)
+            return int(group_cfg['history_length']), bool(flatten)
         return int(term_cfg.get('history_length') or 0), bool(term_cfg.get(
             'flatten_history_dim', True))
 

@@ -11,7 +11,7 @@ from .assemble import assemble
 from .onnx_io import OnnxSignature, OnnxSignatureError, read_signature
 from .report import ImportReport
 from .yaml_loader import load_file
-from ..card import CardError, card_from_dict, PolicyCard
+from ..card import card_from_dict, CardError, PolicyCard
 from ..observation import ObservationBuilder
 
 
@@ -63,7 +63,8 @@ def find_files(path: str | Path, onnx: Optional[str | Path] = None) -> RunFiles:
 def import_run(path: str | Path, onnx: Optional[str | Path] = None,
                joint_names: Optional[Sequence[str]] = None,
                joint_limits: Optional[Mapping[str, tuple]] = None) -> ImportResult:
-    """Import an Isaac Lab run folder, env.yaml or IO_descriptors.yaml into a policy card.
+    """
+    Import an Isaac Lab run folder, env.yaml or IO_descriptors.yaml into a policy card.
 
     Unsupported terms or actions, and width mismatches, are problems in the
     report (no card); unreadable files raise IsaacLabFileError, DescriptorError

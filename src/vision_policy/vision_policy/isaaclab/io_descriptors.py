@@ -1,4 +1,5 @@
-"""IO_descriptors.yaml (Isaac Lab's ``export_io_descriptors``) -> Translation.
+"""
+IO_descriptors.yaml (Isaac Lab's ``export_io_descriptors``) -> Translation.
 
 The descriptors already carry resolved joint names in articulation order,
 per-term shapes and the action scale/offset per joint. Older exports lack
@@ -47,7 +48,7 @@ def control_dt(data: Mapping) -> Optional[float]:
 
 
 def history_recorded(data: Mapping) -> bool:
-    """True when every policy term records its history_length (newer exports)."""
+    """Tell whether every policy term records its history_length (newer exports)."""
     terms = (data.get('observations') or {}).get('policy') or []
     return all('history_length' in (t.get('overloads') or {}) for t in terms)
 

@@ -1,4 +1,5 @@
-"""Isaac Lab's joint selection: regex lists and regex -> value dicts over articulation order.
+"""
+Isaac Lab's joint selection: regex lists and regex -> value dicts over articulation order.
 
 Semantics follow ``isaaclab.utils.string.resolve_matching_names(_values)``:
 every pattern is matched with ``re.fullmatch``; each joint may match at most
@@ -63,7 +64,7 @@ def resolve_values(data: Mapping[str, Any], names: Sequence[str],
 
 
 def per_joint(value: Any, names: Sequence[str], default: Any, what: str) -> list:
-    """A float or a regex -> value dict as one value per joint in names (default if unmatched)."""
+    """Expand a float or a regex -> value dict to one value per joint (default if unmatched)."""
     if value is None:
         return [default] * len(names)
     if isinstance(value, Mapping):

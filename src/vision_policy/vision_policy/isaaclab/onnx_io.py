@@ -1,4 +1,5 @@
-"""The input/output signature of an exported policy, as rsl_rl writes it.
+"""
+The input/output signature of an exported policy, as rsl_rl writes it.
 
 Layouts recognised (names as rsl_rl's exporters write them):
 

@@ -59,11 +59,11 @@ class ImportReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing blocks writing a card."""
+        """Tell whether nothing blocks writing a card."""
         return not self.problems
 
     def render(self) -> str:
-        """The report as text for a terminal."""
+        """Render the report as text for a terminal."""
         lines = [f'Isaac Lab import: {self.source}']
         dt = 'unknown' if self.control_dt is None else f'{self.control_dt:.6g} s'
         lines.append(f'control period (sim.dt x decimation): {dt}')

@@ -1,4 +1,5 @@
-"""Joint names and limits from a URDF, in the breadth-first order Isaac Sim's articulation uses.
+"""
+Joint names and limits from a URDF, in the breadth-first order Isaac Sim's articulation uses.
 
 Isaac Sim orders an articulation's joints breadth-first from the root link,
 children in the order the URDF lists their joints; fixed joints carry no

@@ -1,4 +1,5 @@
-"""A safe YAML loader for Isaac Lab's dumped configs (params/env.yaml, params/agent.yaml).
+"""
+A safe YAML loader for Isaac Lab's dumped configs (params/env.yaml, params/agent.yaml).
 
 Isaac Lab dumps its config classes with two Python tags: ``!!python/tuple``
 and ``!!python/object/apply:builtins.slice``. This loader is ``yaml.SafeLoader``

@@ -1,4 +1,5 @@
-"""vision_policy_import: an Isaac Lab run folder (or IO_descriptors.yaml) -> a policy card.
+"""
+vision_policy_import: an Isaac Lab run folder (or IO_descriptors.yaml) -> a policy card.
 
     vision_policy_import RUN_DIR|IO_DESCRIPTORS.yaml [--onnx FILE]
         [--joint-names a,b,c | --joint-names-file F | --urdf F | --from-joint-states]
