@@ -26,6 +26,7 @@ setup(
         'console_scripts': [
             'trajectory_to_joint_command = '
             'vision_policy_sil.trajectory_to_joint_command:main',
+            'vision_policy_sil_demo = vision_policy_sil.mujoco_demo:main',
         ],
     },
 )

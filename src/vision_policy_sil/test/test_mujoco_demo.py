@@ -1,0 +1,117 @@
+"""
+The SIL demo command itself, in a short mode: two 2-second episodes at 160x120.
+
+Runs ``python3 -m vision_policy_sil.mujoco_demo`` as a user would (real subprocesses,
+real MuJoCo rendering, real onnxruntime, its own ROS domain) and checks that its report
+holds plausible figures and that its files exist.
+"""
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+from vision_policy_sil.demo_report import EXAMPLE_CARD_NAME
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pythonpath() -> str:
+    """Make the demo importable from the sources when the package is not installed."""
+    src = PACKAGE_ROOT.parent
+    paths = [str(src / name) for name in ('vision_policy_sil', 'vision_policy', 'mujoco_twin')]
+    return os.pathsep.join(paths + [os.environ.get('PYTHONPATH', '')])
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    """Run the demo once; returns (completed process, output folder)."""
+    out = tmp_path_factory.mktemp('demo')
+    env = dict(os.environ, PYTHONPATH=_pythonpath(), ROS_DOMAIN_ID=str(20 + os.getpid() % 30))
+    env.setdefault('MUJOCO_GL', 'egl')
+    argv = [sys.executable, '-m', 'vision_policy_sil.mujoco_demo', '--episodes', '2',
+            '--episode-seconds', '2', '--image-width', '160', '--image-height', '120',
+            '--out', str(out), '--startup-timeout', '60']
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    log = out / 'mujoco_twin.log'
+    if done.returncode != 0 and log.exists() and 'RenderError' in log.read_text(
+            errors='replace'):
+        pytest.skip('no offscreen rendering for the twin here')
+    assert done.returncode == 0, f'demo failed ({done.returncode}):\n{done.stderr[-3000:]}'
+    return done, out
+
+
+def test_demo_report_figures(demo):
+    done, out = demo
+    report = json.loads((out / 'report.json').read_text())
+    assert report['episodes'] == 2 and len(report['results']) == 2
+    assert report['card_name'] == EXAMPLE_CARD_NAME and report['untrained'] is True
+    assert 'untrained example policy' in report['success_label']
+    assert report['sim_seconds'] == pytest.approx(4.0, abs=0.1)
+    assert report['wall_seconds'] > 0 and report['real_time_factor_achieved'] > 0.2
+    # Control rate in simulation time: within 50 % of 1 / control_dt = 20 Hz.
+    assert report['expected_control_rate_hz'] == pytest.approx(20.0)
+    assert 10.0 <= report['control_rate_hz'] <= 30.0, report['control_rate_hz']
+    for key in ('latency', 'latency_recorder'):
+        p50, p99 = report[key]['p50_ms'], report[key]['p99_ms']
+        assert 0.0 < p50 < 1000.0, (key, p50)
+        assert p50 <= p99 < 5000.0, (key, p99)
+    for e in report['results']:
+        assert e['sim_seconds'] == pytest.approx(2.0, abs=0.05)
+        assert 0.0 <= e['min_distance'] <= e['final_distance'] < 2.0
+        assert e['success'] == (e['final_distance'] < report['success_tolerance_m'])
+        assert 10.0 <= e['control_rate_hz'] <= 30.0
+    assert report['results'][0]['target'] != report['results'][1]['target']
+    assert report['policy_counters']['holds'] == 0
+    assert report['success_rate'] == sum(e['success'] for e in report['results']) / 2
+
+
+def test_demo_files_and_printed_report(demo):
+    done, out = demo
+    for name in ('report.json', 'report.txt', 'strip.png', 'mujoco_twin.log',
+                 'policy_inference.log'):
+        assert (out / name).is_file(), name
+    png = (out / 'strip.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
+    gif = out / 'episodes.gif'
+    if gif.exists():
+        assert gif.read_bytes()[:6] in (b'GIF87a', b'GIF89a')
+    text = (out / 'report.txt').read_text()
+    assert done.stdout == text
+    for words in ('episodes       2 x 2 s', 'control rate', 'latency', 'success rate',
+                  'untrained example policy'):
+        assert words in text, words
+
+
+def test_demo_bad_arguments_exit_2():
+    done = subprocess.run(
+        [sys.executable, '-m', 'vision_policy_sil.mujoco_demo', '--episodes', '0'],
+        env=dict(os.environ, PYTHONPATH=_pythonpath()), capture_output=True, text=True,
+        timeout=60)
+    assert done.returncode == 2
+    assert '--episodes: 0, expected >= 1' in done.stderr
+
+
+def test_demo_bad_model_fails_with_message(tmp_path):
+    bad = tmp_path / 'broken.onnx'
+    bad.write_bytes(b'not a model')
+    done = subprocess.run(
+        [sys.executable, '-m', 'vision_policy_sil.mujoco_demo', '--model', str(bad),
+         '--out', str(tmp_path / 'out')],
+        env=dict(os.environ, PYTHONPATH=_pythonpath()), capture_output=True, text=True,
+        timeout=60)
+    assert done.returncode == 1
+    assert 'mujoco_demo: error: cannot use model' in done.stderr and str(bad) in done.stderr
+
+
+def test_demo_dead_node_fails_with_message(tmp_path):
+    # 1000 Hz is more than the twin's 1 / sim_dt = 500 Hz: it refuses to start (exit 2).
+    done = subprocess.run(
+        [sys.executable, '-m', 'vision_policy_sil.mujoco_demo', '--camera-rate', '1000',
+         '--out', str(tmp_path)],
+        env=dict(os.environ, PYTHONPATH=_pythonpath(), ROS_DOMAIN_ID=str(
+            20 + (os.getpid() + 1) % 30)), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert 'mujoco_demo: error: mujoco_twin exited with code 2' in done.stderr
+    assert 'camera_rate' in done.stderr  # the twin's own message, from its log
