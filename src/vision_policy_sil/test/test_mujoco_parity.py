@@ -1,6 +1,5 @@
 """
-Closed-loop parity: the MuJoCo twin and policy_inference over real topics, every command
-recomputed in-process with the pure core.
+Closed-loop parity: twin + policy_inference over real topics, recomputed by the pure core.
 
     mujoco_twin (subprocess: real MuJoCo physics and rendering, 160x120 at 20 Hz)
         /camera/image_raw, /joint_states  ->  gate (this test)
@@ -234,8 +233,9 @@ def wait_for_quietly(predicate, timeout: float) -> bool:
 
 def _start_twin(log_dir) -> ManagedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED='1')
-    argv = [sys.executable, '-m', 'mujoco_twin.twin_node', '--ros-args', '-p', 'use_sim_time:=true',
-            '-p', 'seed:=7', '-p', f'real_time_factor:={REAL_TIME_FACTOR}',
+    argv = [sys.executable, '-m', 'mujoco_twin.twin_node', '--ros-args',
+            '-p', 'use_sim_time:=true', '-p', 'seed:=7',
+            '-p', f'real_time_factor:={REAL_TIME_FACTOR}',
             '-p', f'image_width:={IMAGE_SIZE[0]}', '-p', f'image_height:={IMAGE_SIZE[1]}',
             '-p', f'camera_rate:={CAMERA_RATE}', '-p', 'joint_state_rate:=100.0']
     return ManagedProcess('mujoco_twin', argv, log_dir / 'mujoco_twin.log', env)

@@ -72,7 +72,7 @@ class DemoReport:
 
     @property
     def expected_rate_hz(self) -> float:
-        """The rate the card asks for, 1 / control_dt."""
+        """Return the rate the card asks for, 1 / control_dt."""
         return 1.0 / self.control_dt
 
     def to_dict(self) -> dict:
@@ -169,14 +169,15 @@ def format_report(report: DemoReport) -> str:
     """Write the short report a person reads (also report.txt)."""
     r = report
     kind = 'untrained example policy' if r.untrained else 'trained policy'
+    asked = ('as fast as possible' if r.real_time_factor_requested <= 0
+             else f'{r.real_time_factor_requested:g}')
     lines = [
         f'SIL demo: MuJoCo twin + policy_inference, card {r.card_name!r} ({kind})',
         f'model          {r.model}',
         f'episodes       {r.episodes} x {r.episode_seconds:g} s simulation time (seed {r.seed},'
         f' images {r.image_size[0]}x{r.image_size[1]})',
         f'time           {r.sim_seconds:.2f} s simulated in {r.wall_seconds:.2f} s wall: '
-        f'real-time factor {r.real_time_factor_achieved:.2f} (asked '
-        f'{"as fast as possible" if r.real_time_factor_requested <= 0 else r.real_time_factor_requested})',  # noqa: E501
+        f'real-time factor {r.real_time_factor_achieved:.2f} (asked {asked})',
         f'control rate   {r.control_rate_hz:.1f} Hz commands per simulated second '
         f'(1/control_dt = {r.expected_rate_hz:.1f} Hz; {r.commands} commands)',
         f'latency        image-to-command p50 {_ms(r.latency.p50_ms)}, p99 '
