@@ -28,7 +28,7 @@ def _pythonpath() -> str:
 def demo(tmp_path_factory):
     """Run the demo once; returns (completed process, output folder)."""
     out = tmp_path_factory.mktemp('demo')
-    env = dict(os.environ, PYTHONPATH=_pythonpath(), ROS_DOMAIN_ID=str(20 + os.getpid() % 30))
+    env = dict(os.environ, PYTHONPATH=_pythonpath(), ROS_DOMAIN_ID=str(90 + os.getpid() % 10))
     env.setdefault('MUJOCO_GL', 'egl')
     argv = [sys.executable, '-m', 'vision_policy_sil.mujoco_demo', '--episodes', '2',
             '--episode-seconds', '2', '--image-width', '160', '--image-height', '120',
@@ -113,7 +113,7 @@ def test_demo_dead_node_fails_with_message(tmp_path):
         [sys.executable, '-m', 'vision_policy_sil.mujoco_demo', '--camera-rate', '1000',
          '--out', str(tmp_path)],
         env=dict(os.environ, PYTHONPATH=_pythonpath(), ROS_DOMAIN_ID=str(
-            20 + (os.getpid() + 1) % 30)), capture_output=True, text=True, timeout=120)
+            90 + (os.getpid() + 1) % 10)), capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]
     assert 'mujoco_demo: error: mujoco_twin exited with code 2' in done.stderr
     assert 'camera_rate' in done.stderr  # the twin's own message, from its log

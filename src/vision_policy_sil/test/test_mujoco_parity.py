@@ -60,7 +60,8 @@ GATE_IMAGE_TOPIC = '/parity/image_raw'
 GATE_JOINT_TOPIC = '/parity/joint_states'
 TRAJECTORY_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 MAX_STEP = 0.1  # policy_inference's default max_joint_step
-# A domain of its own, so other runs on this machine cannot feed or read these topics.
+# A domain of its own (60..89: clear of the 37, 42, 44 other tests and shells use), so
+# other runs on this machine cannot feed or read these topics.
 DOMAIN_ID = str(60 + os.getpid() % 30)
 
 

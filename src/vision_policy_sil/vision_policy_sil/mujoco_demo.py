@@ -172,6 +172,8 @@ def policy_command(model: Path) -> list:
 
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM the child if the demo dies without cleaning up (best effort)."""
+    # A SIGINT ignored by the demo's parent (a background job) must still stop the node.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -415,6 +417,8 @@ def _raise_interrupted(signum, frame) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo from the command line; returns the exit status."""
     options = parse_args(argv)
+    # Ctrl-C and SIGTERM stop the nodes in order, even where SIGINT came in ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupted)
 
     def echo(text: str) -> None:
