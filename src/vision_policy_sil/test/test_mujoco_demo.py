@@ -12,7 +12,9 @@ import subprocess
 import sys
 
 import pytest
-from vision_policy_sil.demo_report import EXAMPLE_CARD_NAME
+from vision_policy_sil.demo_report import build_report, EXAMPLE_CARD_NAME, format_report
+from vision_policy_sil.demo_report import score_episode
+from vision_policy_sil.sil_recorder import Command, EpisodeTrace, TaskSample
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,3 +119,41 @@ def test_demo_dead_node_fails_with_message(tmp_path):
     assert done.returncode == 1, done.stderr[-2000:]
     assert 'mujoco_demo: error: mujoco_twin exited with code 2' in done.stderr
     assert 'camera_rate' in done.stderr  # the twin's own message, from its log
+
+
+def _trace(distances, commands=40, start=10.0, seconds=2.0):
+    tasks = tuple(TaskSample(start + k * seconds / (len(distances) - 1), 3, (0.3, 0.0, 0.2),
+                             (0.0, 0.0, 0.0), d) for k, d in enumerate(distances))
+    cmds = tuple(Command(start + k * seconds / commands, (0.0, 0.3, -0.6), 0.01 * (k + 1))
+                 for k in range(commands))
+    return EpisodeTrace(3, start, start + seconds, (), (), cmds, tasks)
+
+
+def test_score_uses_the_final_distance_and_the_tolerance():
+    result = score_episode(_trace([0.30, 0.04, 0.06]), tolerance=0.05)
+    assert result.final_distance == 0.06 and result.min_distance == 0.04
+    assert not result.success  # passing close by is not a success, ending there is
+    assert score_episode(_trace([0.30, 0.04, 0.06]), tolerance=0.07).success
+    assert result.control_rate_hz == pytest.approx(20.0) and result.commands == 40
+
+
+def test_report_figures_and_untrained_label():
+    values = {'latency_ms_p50': '12.5', 'latency_ms_p99': '40.0', 'holds': '0',
+              'commands': '90', 'inference_ms_p50': '0.7'}
+    traces = [_trace([0.3, 0.2]), _trace([0.2, 0.01], commands=30, start=20.0)]
+    common = {'model': 'm.onnx', 'control_dt': 0.05, 'seed': 0, 'episode_seconds': 2.0,
+              'wall_seconds': 8.0, 'real_time_factor': 1.0, 'tolerance': 0.05,
+              'policy_values': values, 'image_size': (160, 120), 'files': ['report.txt']}
+    report = build_report(traces, card_name=EXAMPLE_CARD_NAME, **common)
+    assert report.untrained and report.success_rate == 0.5
+    assert report.sim_seconds == pytest.approx(4.0)
+    assert report.real_time_factor_achieved == pytest.approx(0.5)
+    assert report.control_rate_hz == pytest.approx(70 / 4.0)
+    assert (report.latency.p50_ms, report.latency.p99_ms) == (12.5, 40.0)
+    # recorder latencies: 10, 20, ... ms per command
+    assert report.latency_recorder.p50_ms == pytest.approx(175.0, abs=10.0)
+    assert report.policy_counters == {'holds': 0, 'commands': 90}
+    assert 'untrained example policy' in format_report(report)
+    trained = build_report(traces, card_name='reach_arm_trained', **common)
+    assert not trained.untrained and 'untrained' not in format_report(trained)
+    assert trained.to_dict()['success_label'] == 'trained policy'
