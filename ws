@@ -88,6 +88,6 @@ case "$cmd" in
   build) setup; build "$@" ;;
   test) setup; build; run_tests "$@" ;;
   demo) setup; build; activate; set +u; source "$ROOT/install/setup.bash"; set -u
-        python3 -m mujoco_twin.demo "$@" ;;
+        python3 -m vision_policy_sil.mujoco_demo "$@" ;;
   *) sed -n '2,6p' "$0"; exit 2 ;;
 esac

@@ -44,7 +44,9 @@ class Rig:
             self.wait_connected()
 
     def wait_connected(self):
-        assert self.h.wait_for(lambda: self.image_pub.get_subscription_count() > 0 and
+        camera = self.node.uses_camera
+        assert self.h.wait_for(lambda: (self.image_pub.get_subscription_count() > 0 or
+                                        not camera) and
                                self.joint_pub.get_subscription_count() > 0 and
                                self.peer.count_publishers(TRAJ) > 0)
 
@@ -226,3 +228,42 @@ def test_runtime_parameter_validation(harness, model_path):
     assert not frozen.successful and 'configure' in frozen.reason
     age = rig.node.set_parameters([Parameter('max_image_age', value=1000.0)])[0]
     assert not age.successful
+
+
+def proprio_model(tmp_path):
+    """Build a camera-less policy (actions = W @ obs) with onnx.helper, and its card."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    import yaml
+    weights = np.random.default_rng(5).standard_normal((6, 3)).astype(np.float32) * 0.1
+    graph = helper.make_graph(
+        [helper.make_node('MatMul', ['obs', 'W'], ['actions'])], 'proprio',
+        [helper.make_tensor_value_info('obs', TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info('actions', TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weights, 'W')])
+    path = tmp_path / 'proprio.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
+    card = {'name': 'proprio', 'control_dt': 0.05, 'joint_names': JOINTS,
+            'default_joint_pos': [0.0, 0.3, -0.6],
+            'inputs': [{'name': 'obs', 'shape': [1, 6], 'group': 'policy'}],
+            'observations': {'policy': {'terms': [{'name': 'joint_pos_rel'},
+                                                  {'name': 'joint_vel'}]}},
+            'action': {'scale': 0.5, 'clip': [[-2, 2], [-1.5, 1.5], [-2.5, 2.5]]}}
+    path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
+    return path, weights
+
+
+def test_camera_less_card_runs_on_joint_states_alone(harness, tmp_path):
+    path, weights = proprio_model(tmp_path)
+    rig = Rig(harness, path, max_joint_state_age=1.0)
+    assert rig.node.uses_camera is False
+    pos, vel = np.array([0.05, 0.25, -0.55]), np.array([0.1, 0.0, -0.1])
+    for _ in range(10):
+        rig.send_joints(pos, vel)
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert harness.wait_for(lambda: len(rig.received) > 0)
+    obs = np.concatenate([pos - [0.0, 0.3, -0.6], vel]).astype(np.float32)
+    target = (obs @ weights) * 0.5 + np.array([0.0, 0.3, -0.6])
+    # The first command is step-limited (0.1 rad) from the measured position.
+    want = np.clip(target, pos - 0.1, pos + 0.1)
+    np.testing.assert_allclose(rig.received[0].points[0].positions, want, atol=1e-6)

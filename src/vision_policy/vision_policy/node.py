@@ -15,6 +15,7 @@ from __future__ import annotations
 import array
 import collections
 import math
+import signal
 import sys
 import time
 from typing import Optional
@@ -64,7 +65,7 @@ PARAMETERS = {
     'trigger': ('timer', "'timer' (fixed rate) or 'image' (one tick per new image)", None),
     'stamp_source': ('zero', "trajectory header.stamp: 'zero' (the controller starts it on "
                              "receipt) or 'image' (stamp of the image used; for tracing and "
-                             "benchmarks, not for joint_trajectory_controller)", None),
+                             'benchmarks, not for joint_trajectory_controller)', None),
     'providers': (list(DEFAULT_PROVIDERS), 'onnxruntime providers in order of preference',
                   None),
     'intra_op_threads': (1, 'onnxruntime intra-op threads', (1, 64)),
@@ -162,6 +163,9 @@ class PolicyInferenceNode(LifecycleNode):
         options = RuntimeOptions(providers=tuple(p['providers']),
                                  intra_op_threads=p['intra_op_threads'])
         session, card = load_policy(p['model_path'], p['card_path'], options)
+        self.uses_camera = card.image is not None
+        if p['trigger'] == 'image' and not self.uses_camera:
+            raise ValueError("trigger: 'image' needs a card with a camera image; use 'timer'")
         limits = self._limits(card, p)
         robot_names = [n for n in p['robot_joint_names'] if n]
         needs_vel = any(t.name.startswith('joint_vel') for g in card.groups for t in g.terms)
@@ -184,13 +188,14 @@ class PolicyInferenceNode(LifecycleNode):
         self._traj_pub = self.create_lifecycle_publisher(JointTrajectory,
                                                          p['trajectory_topic'], 10)
         self._subs = [
-            self.create_subscription(Image, p['image_topic'], self._on_image,
-                                     qos_profile_sensor_data),
             self.create_subscription(JointState, p['joint_states_topic'], self._on_joint_state,
                                      QoSProfile(depth=1,
                                                 reliability=ReliabilityPolicy.BEST_EFFORT)),
             self.create_subscription(Bool, p['estop_topic'], self._on_estop, 10),
         ]
+        if self.uses_camera:
+            self._subs.append(self.create_subscription(Image, p['image_topic'], self._on_image,
+                                                       qos_profile_sensor_data))
         self._subs += self._extra_subscriptions(card, p)
 
     def _limits(self, card, p: dict) -> SafetyLimits:
@@ -354,20 +359,20 @@ class PolicyInferenceNode(LifecycleNode):
     def _hold_reason(self, now_ns: int) -> Optional[str]:
         if self._estop:
             return 'emergency stop'
-        if self._image is None:
+        if self.uses_camera and self._image is None:
             return 'no valid image'
         if self._joint_stamp is None:
             return 'no valid joint state'
         if not self._joint_ok:
             return 'invalid joint state'
-        if (now_ns - self._image[2]) * 1e-9 > self._param('max_image_age'):
+        if self.uses_camera and (now_ns - self._image[2]) * 1e-9 > self._param('max_image_age'):
             return 'image too old'
         if (now_ns - self._joint_stamp) * 1e-9 > self._param('max_joint_state_age'):
             return 'joint state too old'
         reason = self._extra_hold_reason(now_ns)
         if reason is not None:
             return reason
-        if self._holding and (self._image[3] <= self._resume_after[0] or
+        if self._holding and (self.uses_camera and self._image_seq <= self._resume_after[0] or
                               self._joint_seq <= self._resume_after[1]):
             return self.hold_reason  # stay held until data newer than the hold arrives
         return None
@@ -443,10 +448,13 @@ class PolicyInferenceNode(LifecycleNode):
             self._holding = False
             self.core.reset()
             self.get_logger().info('fresh data: commanding resumes')
-        view, encoding, stamp_ns, _ = self._image
         t0 = time.perf_counter()
         try:
-            image = self.core.pipeline.process(view, encoding) if self.core.pipeline else None
+            if self.uses_camera:
+                view, encoding, stamp_ns, _ = self._image
+                image = self.core.pipeline.process(view, encoding)
+            else:
+                image, stamp_ns = None, self._joint_stamp
             t1 = time.perf_counter()
             command = self.core.step(self._pos, self._vel, image)
         except NonFiniteError as exc:
@@ -465,8 +473,8 @@ class PolicyInferenceNode(LifecycleNode):
         self._image_used = True
         self._point.positions = array.array('d', command)
         if self.stamp_image:
-            self._msg.header.stamp.sec, self._msg.header.stamp.nanosec = divmod(stamp_ns,
-                                                                                 10**9)
+            stamp = self._msg.header.stamp
+            stamp.sec, stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         t2 = time.perf_counter()
         self._traj_pub.publish(self._msg)
         stages['publish'].append(time.perf_counter() - t2)
@@ -487,7 +495,7 @@ class PolicyInferenceNode(LifecycleNode):
                 self._msg.header.stamp.sec = self._msg.header.stamp.nanosec = 0  # start now
                 self._traj_pub.publish(self._msg)
         self.hold_reason = reason
-        self._resume_after = (self._image[3] if self._image else 0, self._joint_seq)
+        self._resume_after = (self._image_seq, self._joint_seq)
 
     # ------------------------------------------------------------------ parameters
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -564,7 +572,10 @@ class PolicyInferenceNode(LifecycleNode):
 
 def main(args: Optional[list] = None) -> int:
     """Run the node until interrupted."""
-    rclpy.init(args=args)
+    # rclpy's own SIGINT handler would invalidate the context before the node could
+    # send its final hold; handle Ctrl-C here instead.
+    rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     node = PolicyInferenceNode()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)

@@ -1,0 +1,310 @@
+"""
+vision_policy_bench: end-to-end latency of policy_inference beside a baseline and the floor.
+
+Every phase runs in separate processes over real DDS: a publisher of images and
+joint states, the subject (our node, a tutorial-style baseline node, or a bare
+echo), and a listener that timestamps what comes back. Phases:
+
+  ours      policy_inference, trigger=image (one command per image)
+  baseline  the same model run the way tutorials write it
+  echo      receive the image and send back its header: the DDS + rclpy floor
+  timer     policy_inference on its fixed-rate timer (jitter, missed ticks)
+
+Plus onnxruntime alone on the same model and input, in this process. Figures go
+to stdout as a table, and to OUT/bench.json and OUT/bench_latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Optional
+
+import numpy as np
+
+ROLES = [sys.executable, '-m', 'vision_policy.tools.bench_roles']
+STAGES = ('receive', 'preprocess', 'observation', 'inference', 'postprocess', 'publish')
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One measured configuration: the subject command and how many samples to take."""
+
+    name: str
+    subject: Optional[list]
+    count: int
+    rate: float
+
+
+def default_model() -> str:
+    """Return the bundled model from the installed share dir, or the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory('vision_policy')) / 'models'
+    except (ImportError, LookupError, OSError, ValueError):
+        path = Path(__file__).resolve().parents[4] / 'models'
+    return str(path / 'reach_policy.onnx')
+
+
+def node_command(model: str, trigger: str, control_dt: float) -> list:
+    """Command line of policy_inference as the benchmark runs it."""
+    params = {'model_path': model, 'autostart': 'true', 'trigger': trigger,
+              'stamp_source': 'image', 'control_dt': str(control_dt),
+              'max_image_age': '0.5', 'max_joint_state_age': '0.5'}
+    cmd = [sys.executable, '-m', 'vision_policy.node', '--ros-args']
+    for key, value in params.items():
+        cmd += ['-p', f'{key}:={value}']
+    return cmd + ['--log-level', 'warn']
+
+
+def percentiles(values, scale: float = 1e3) -> dict:
+    """p50/p90/p99/max (ms by default) of a sequence, or {} if empty."""
+    if len(values) == 0:
+        return {}
+    a = np.asarray(values) * scale
+    return {'p50': float(np.percentile(a, 50)), 'p90': float(np.percentile(a, 90)),
+            'p99': float(np.percentile(a, 99)), 'max': float(a.max()), 'n': int(a.size)}
+
+
+def _stop(proc: Optional[subprocess.Popen], sig: int = signal.SIGINT) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_phase(phase: Phase, args, workdir: Path) -> dict:
+    """Run one phase; returns latency, process and node figures."""
+    import psutil
+    out = workdir / f'{phase.name}.json'
+    warmup = 4.0
+    duration = phase.count / phase.rate * 1.02 + 1.0
+    listener = subprocess.Popen(ROLES + ['listener', '--count', str(phase.count), '--out',
+                                         str(out), '--timeout', str(duration + warmup + 30)])
+    subject = subprocess.Popen(phase.subject) if phase.subject else None
+    publisher = subprocess.Popen(ROLES + [
+        'publisher', '--width', str(args.width), '--height', str(args.height),
+        '--encoding', args.encoding, '--rate', str(args.rate), '--duration', str(duration),
+        '--warmup', str(warmup)])
+    samples = []
+    try:
+        time.sleep(warmup + 0.5)
+        proc = psutil.Process(subject.pid) if subject else None
+        cpu0 = proc.cpu_times() if proc else None
+        t0 = time.monotonic()
+        while listener.poll() is None and publisher.poll() is None:
+            if subject is not None and subject.poll() is not None:
+                raise RuntimeError(f'{phase.name}: the subject process exited with '
+                                   f'{subject.returncode}')
+            if proc:
+                samples.append(proc.memory_info().rss)
+            time.sleep(1.0)
+        cpu_s = 0.0
+        if proc:
+            cpu1 = proc.cpu_times()
+            cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+        wall = time.monotonic() - t0
+        _stop(publisher)
+        time.sleep(1.0)  # let the last commands arrive, then the listener writes its file
+        _stop(listener, signal.SIGTERM)
+    finally:
+        _stop(subject)
+        _stop(publisher)
+        _stop(listener, signal.SIGTERM)
+    data = json.loads(out.read_text()) if out.exists() else {'latency_s': [], 'arrivals': []}
+    latency = data['latency_s'][max(1, len(data['latency_s']) // 50):]  # drop the first 2 %
+    result = {'latency_ms': percentiles(latency), 'received': len(data['arrivals']),
+              'expected': phase.count, 'diagnostics': data.get('diagnostics', {}),
+              'latency_samples_ms': [v * 1e3 for v in latency]}
+    if len(data['arrivals']) > 2:
+        intervals = np.diff(data['arrivals'])
+        result['arrival_interval_ms'] = percentiles(intervals)
+    if samples:
+        result['cpu_percent_of_one_core'] = 100.0 * cpu_s / max(wall, 1e-9)
+        result['rss_mb'] = {'start': samples[0] / 2**20, 'end': samples[-1] / 2**20,
+                            'max': max(samples) / 2**20,
+                            'growth': (samples[-1] - samples[0]) / 2**20}
+    return result
+
+
+def ort_floor(model: str, runs: int) -> dict:
+    """Return onnxruntime alone on the model with the node's session settings."""
+    from ..runtime import load_policy, PolicyRuntime, RuntimeOptions
+    from ..observation import ObservationBuilder
+    session, card = load_policy(model, None, RuntimeOptions())
+    builder = ObservationBuilder(card)
+    for buf in builder.inputs.values():
+        buf[...] = np.random.default_rng(0).standard_normal(buf.shape)
+    runtime = PolicyRuntime(session, card, builder.inputs, warmup_runs=20)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runtime.run()
+        times.append(time.perf_counter() - t0)
+    return percentiles(times)
+
+
+def stage_table(diag: dict) -> dict:
+    """Per-stage p50/p99 (ms) reported by the node's diagnostics."""
+    return {s: {q: float(diag[f'{s}_ms_{q}']) for q in ('p50', 'p99') if f'{s}_ms_{q}' in diag}
+            for s in STAGES}
+
+
+def evaluate(res: dict) -> list:
+    """(target, value, met) rows for the issue's targets that this run measured."""
+    rows = []
+    ours, base, echo = res.get('ours'), res.get('baseline'), res.get('echo')
+    floor = res['ort_floor_ms']
+    if ours and echo and ours['latency_ms'] and echo['latency_ms']:
+        floor50 = echo['latency_ms']['p50'] + floor['p50']
+        floor99 = echo['latency_ms']['p99'] + floor['p99']
+        rows.append(('e2e p50 <= 1.5 x (echo + ort) p50',
+                     f"{ours['latency_ms']['p50']:.3f} <= {1.5 * floor50:.3f} ms",
+                     ours['latency_ms']['p50'] <= 1.5 * floor50))
+        rows.append(('e2e p99 <= 3 x (echo + ort) p99',
+                     f"{ours['latency_ms']['p99']:.3f} <= {3 * floor99:.3f} ms",
+                     ours['latency_ms']['p99'] <= 3 * floor99))
+    if ours and ours.get('stages'):
+        st = ours['stages']
+        over = [sum(st[s].get(q, 0.0) for s in STAGES if s != 'inference')
+                for q in ('p50', 'p99')]
+        rows.append(('node overhead p50 <= 0.3 ms', f'{over[0]:.3f} ms', over[0] <= 0.3))
+        rows.append(('node overhead p99 <= 1 ms (sum of stage p99s)', f'{over[1]:.3f} ms',
+                     over[1] <= 1.0))
+    if ours and base and ours['latency_ms'] and base['latency_ms']:
+        ratio = base['latency_ms']['p99'] / ours['latency_ms']['p99']
+        rows.append(('baseline p99 / ours p99 >= 3', f'{ratio:.2f}', ratio >= 3))
+    timer = res.get('timer')
+    if timer and timer.get('diagnostics'):
+        d = timer['diagnostics']
+        missed = int(d.get('missed_ticks', -1))
+        jitter = float(d.get('tick_jitter_ms_p99', 'nan'))
+        rows.append(('timer: 0 missed ticks', str(missed), missed == 0))
+        rows.append(('timer: jitter p99 <= 2 ms (last 1000 ticks)', f'{jitter:.3f} ms',
+                     jitter <= 2.0))
+    for name in ('ours', 'timer'):
+        r = res.get(name)
+        if r and 'rss_mb' in r:
+            rows.append((f'{name}: RSS growth < 2 MB', f"{r['rss_mb']['growth']:.2f} MB",
+                         r['rss_mb']['growth'] < 2.0))
+            rows.append((f'{name}: CPU (% of one core)', f"{r['cpu_percent_of_one_core']:.1f}",
+                         r['cpu_percent_of_one_core'] <= 50.0))
+    return rows
+
+
+def plot(res: dict, path: Path) -> None:
+    """Latency distributions of ours, baseline and the echo floor."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, colour in (('echo', 'grey'), ('ours', 'tab:green'), ('baseline', 'tab:red'),
+                         ('timer', 'tab:blue')):
+        samples = res.get(name, {}).get('latency_samples_ms')
+        if samples:
+            data = np.sort(samples)
+            ax.plot(data, np.linspace(0, 1, data.size), label=f'{name} (n={data.size})',
+                    color=colour)
+    ax.axvline(res['ort_floor_ms']['p50'], color='black', ls=':', label='onnxruntime p50')
+    ax.set_xscale('log')
+    ax.set_xlabel('image publication -> trajectory reception (ms)')
+    ax.set_ylabel('fraction of ticks')
+    ax.set_title(f"{res['config']['width']}x{res['config']['height']} "
+                 f"{res['config']['encoding']} at {res['config']['rate']} Hz")
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_table(res: dict) -> None:
+    """Human-readable summary."""
+    print(f"\nvision_policy_bench: {res['config']}")
+    print(f"onnxruntime alone: p50 {res['ort_floor_ms']['p50']:.3f} ms, "
+          f"p99 {res['ort_floor_ms']['p99']:.3f} ms")
+    print(f"{'phase':<9} {'recv/exp':>10} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} "
+          f"{'cpu%':>6} {'rss MB':>7} {'growth':>7}")
+    for name in ('echo', 'ours', 'baseline', 'timer'):
+        r = res.get(name)
+        if not r:
+            continue
+        lat = r['latency_ms'] or {k: float('nan') for k in ('p50', 'p90', 'p99', 'max')}
+        rss = r.get('rss_mb', {})
+        print(f"{name:<9} {r['received']:>5}/{r['expected']:<4} {lat['p50']:8.3f} "
+              f"{lat['p90']:8.3f} {lat['p99']:8.3f} {lat['max']:8.2f} "
+              f"{r.get('cpu_percent_of_one_core', float('nan')):6.1f} "
+              f"{rss.get('end', float('nan')):7.1f} {rss.get('growth', float('nan')):7.2f}")
+    if res.get('ours', {}).get('stages'):
+        print('node stages (ms, p50 / p99): ' + ', '.join(
+            f"{s} {v.get('p50', float('nan')):.3f}/{v.get('p99', float('nan')):.3f}"
+            for s, v in res['ours']['stages'].items()))
+    if res.get('ratios'):
+        print('baseline / ours: ' + ', '.join(f'{k} {v:.2f}' for k, v in res['ratios'].items()))
+    print('targets:')
+    for target, value, met in res['targets']:
+        print(f"  [{'met' if met else 'MISSED'}] {target}: {value}")
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog='vision_policy_bench', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', default=default_model())
+    parser.add_argument('--ticks', type=int, default=3000, help='samples per latency phase')
+    parser.add_argument('--timer-ticks', type=int, default=15000, help='ticks in timer mode')
+    parser.add_argument('--timer-dt', type=float, default=0.02, help='timer-mode period (s)')
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--encoding', default='rgb8', choices=['rgb8', 'bgr8', 'rgba8', 'bgra8'])
+    parser.add_argument('--rate', type=float, default=30.0, help='image rate (Hz)')
+    parser.add_argument('--phases', default='echo,ours,baseline,timer')
+    parser.add_argument('--ort-runs', type=int, default=3000)
+    parser.add_argument('--out', default='out/bench', help='folder for bench.json and the PNG')
+    args = parser.parse_args(argv)
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    phases = {
+        'echo': Phase('echo', ROLES + ['echo'], args.ticks, args.rate),
+        'ours': Phase('ours', node_command(args.model, 'image', 0.0), args.ticks, args.rate),
+        'baseline': Phase('baseline', ROLES + ['baseline', '--model', args.model], args.ticks,
+                          args.rate),
+        'timer': Phase('timer', node_command(args.model, 'timer', args.timer_dt),
+                       args.timer_ticks, 1.0 / args.timer_dt),
+    }
+    res = {'config': {'width': args.width, 'height': args.height, 'encoding': args.encoding,
+                      'rate': args.rate, 'ticks': args.ticks, 'timer_ticks': args.timer_ticks,
+                      'timer_dt': args.timer_dt, 'model': args.model, 'cores': os.cpu_count()},
+           'ort_floor_ms': ort_floor(args.model, args.ort_runs)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in [p.strip() for p in args.phases.split(',') if p.strip()]:
+            print(f'phase {name} ...', file=sys.stderr, flush=True)
+            res[name] = run_phase(phases[name], args, Path(tmp))
+            if name in ('ours', 'timer'):
+                res[name]['stages'] = stage_table(res[name]['diagnostics'])
+    if res.get('ours', {}).get('latency_ms') and res.get('baseline', {}).get('latency_ms'):
+        res['ratios'] = {q: res['baseline']['latency_ms'][q] / res['ours']['latency_ms'][q]
+                         for q in ('p50', 'p99')}
+    res['targets'] = evaluate(res)
+    plot(res, out / 'bench_latency.png')
+    (out / 'bench.json').write_text(json.dumps(res, indent=1))
+    print_table(res)
+    print(f'\nwrote {out / "bench.json"} and {out / "bench_latency.png"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""
+The separate processes of vision_policy_bench: publisher, listener, echo floor, baseline node.
+
+Run by vision_policy_bench as ``python3 -m vision_policy.tools.bench_roles ROLE ...``;
+each role is a plain rclpy program so that every hop crosses real DDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import signal
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+JOINTS = ['shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint']
+TRAJECTORY = '/joint_trajectory_controller/joint_trajectory'
+ECHO = '/bench/echo'
+PIXEL_BYTES = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+
+
+def publisher(args) -> None:
+    """Publish images at a fixed rate and joint states at 100 Hz until the duration ends."""
+    node = rclpy.create_node('bench_publisher')
+    # Reliable, like most camera drivers and Isaac Sim's camera helper: then best-effort
+    # (ours) and reliable (baseline) subscribers both connect.
+    image_pub = node.create_publisher(Image, '/camera/image_raw', QoSProfile(depth=10))
+    joint_pub = node.create_publisher(JointState, '/joint_states', 10)
+    channels = PIXEL_BYTES[args.encoding]
+    rng = np.random.default_rng(0)
+    images = []
+    for _ in range(4):
+        msg = Image(width=args.width, height=args.height, encoding=args.encoding,
+                    step=args.width * channels)
+        msg.data = array.array('B', rng.integers(0, 256, args.width * args.height * channels,
+                                                 dtype=np.uint8).tobytes())
+        images.append(msg)
+    joints = JointState(name=JOINTS, position=[0.0, 0.3, -0.6], velocity=[0.0, 0.0, 0.0])
+    clock = node.get_clock()
+    start = time.monotonic()
+    next_image, next_joint, k = start + args.warmup, start, 0
+    while time.monotonic() - start < args.warmup + args.duration:
+        now = time.monotonic()
+        if now >= next_joint:
+            joints.header.stamp = clock.now().to_msg()
+            joint_pub.publish(joints)
+            next_joint += 0.01
+        if now >= next_image:
+            msg = images[k % len(images)]
+            msg.header.stamp = clock.now().to_msg()
+            image_pub.publish(msg)
+            k += 1
+            next_image += 1.0 / args.rate
+        time.sleep(max(0.0, min(next_image, next_joint) - time.monotonic()))
+    node.destroy_node()
+
+
+def listener(args) -> None:
+    """Record (receive time - source stamp) of trajectories and echoes; save as JSON."""
+    node = rclpy.create_node('bench_listener')
+    clock = node.get_clock()
+    latency, arrivals, diagnostics = [], [], {}
+
+    def on_stamped(msg) -> None:
+        now = clock.now().nanoseconds
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        arrivals.append(time.monotonic())
+        if stamp:
+            latency.append((now - stamp) * 1e-9)
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if 'policy inference' in status.name or 'baseline' in status.name:
+                diagnostics.update({kv.key: kv.value for kv in status.values})
+
+    reliable = QoSProfile(depth=100)
+    node.create_subscription(JointTrajectory, TRAJECTORY, on_stamped, reliable)
+    node.create_subscription(Header, ECHO, on_stamped, reliable)
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    stop = {'now': False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    end = time.monotonic() + args.timeout
+    while not stop['now'] and len(arrivals) < args.count and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    # Let one more diagnostics message arrive with the final counters.
+    settle = time.monotonic() + 1.5
+    while time.monotonic() < settle:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    with open(args.out, 'w') as f:
+        json.dump({'latency_s': latency, 'arrivals': arrivals, 'diagnostics': diagnostics}, f)
+    node.destroy_node()
+
+
+def echo(args) -> None:
+    """Floor: receive each image as any Python node must and send back a tiny message."""
+    node = rclpy.create_node('bench_echo')
+    pub = node.create_publisher(Header, ECHO, 10)
+    node.create_subscription(Image, '/camera/image_raw',
+                             lambda msg: pub.publish(msg.header), qos_profile_sensor_data)
+    _spin(node)
+
+
+def baseline(args) -> None:
+    """
+    Run the policy the way tutorials write it, for comparison.
+
+    Copies the payload into a new array, cv2.resize with default settings, new input
+    arrays each tick, default onnxruntime session options, reliable QoS with a deep
+    queue. Same model and observation as the bundled card.
+    """
+    import cv2
+    import onnxruntime as ort
+    node = rclpy.create_node('baseline_policy')
+    session = ort.InferenceSession(args.model, providers=['CPUExecutionProvider'])
+    pub = node.create_publisher(JointTrajectory, TRAJECTORY, 10)
+    state = {'q': None, 'dq': None, 'last': np.zeros(3, dtype=np.float32)}
+    default = np.array([0.0, 0.3, -0.6], dtype=np.float32)
+
+    def on_joints(msg: JointState) -> None:
+        state['q'] = np.array(msg.position, dtype=np.float32)
+        state['dq'] = np.array(msg.velocity, dtype=np.float32)
+
+    def on_image(msg: Image) -> None:
+        if state['q'] is None:
+            return
+        img = np.array(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, -1)
+        img = cv2.resize(img, (64, 64))
+        x = img.astype(np.float32) / 255.0
+        x = x - x.mean(axis=(0, 1))
+        x = np.expand_dims(np.transpose(x, (2, 0, 1)), 0).astype(np.float32)
+        obs = np.concatenate([state['q'] - default, state['dq'] * 0.1, state['last']])
+        action = session.run(None, {'obs': obs[None].astype(np.float32), 'image': x})[0][0]
+        state['last'] = action
+        out = JointTrajectory(joint_names=JOINTS)
+        out.header.stamp = msg.header.stamp
+        point = JointTrajectoryPoint(positions=[float(v) for v in action * 0.5 + default])
+        point.time_from_start.nanosec = 50_000_000
+        out.points = [point]
+        pub.publish(out)
+
+    node.create_subscription(JointState, '/joint_states', on_joints, 10)
+    node.create_subscription(Image, '/camera/image_raw', on_image, QoSProfile(depth=10))
+    _spin(node)
+
+
+def _spin(node) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+
+
+def main(argv=None) -> int:
+    """Dispatch to a role."""
+    parser = argparse.ArgumentParser(prog='bench_roles')
+    parser.add_argument('role', choices=['publisher', 'listener', 'echo', 'baseline'])
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--encoding', default='rgb8', choices=sorted(PIXEL_BYTES))
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--duration', type=float, default=10.0)
+    parser.add_argument('--warmup', type=float, default=1.0)
+    parser.add_argument('--count', type=int, default=1000)
+    parser.add_argument('--timeout', type=float, default=600.0)
+    parser.add_argument('--out', default='listener.json')
+    parser.add_argument('--model', default='')
+    args = parser.parse_args(argv)
+    rclpy.init()
+    try:
+        {'publisher': publisher, 'listener': listener, 'echo': echo,
+         'baseline': baseline}[args.role](args)
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
