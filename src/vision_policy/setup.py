@@ -45,6 +45,7 @@ setup(
             'vision_policy_export = vision_policy.tools.export:main',
             'vision_policy_inspect = vision_policy.tools.inspect_model:main',
             'vision_policy_import = vision_policy.tools.import_isaaclab:main',
+            'vision_policy_bench = vision_policy.tools.bench:main',
         ],
     },
 )

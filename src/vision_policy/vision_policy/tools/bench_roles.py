@@ -72,7 +72,8 @@ def listener(args) -> None:
 
     def on_stamped(msg) -> None:
         now = clock.now().nanoseconds
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        header = getattr(msg, 'header', msg)  # the echo sends a bare Header
+        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
         arrivals.append(time.monotonic())
         if stamp:
             latency.append((now - stamp) * 1e-9)
@@ -179,6 +180,8 @@ def main(argv=None) -> int:
     try:
         {'publisher': publisher, 'listener': listener, 'echo': echo,
          'baseline': baseline}[args.role](args)
+    except KeyboardInterrupt:
+        pass  # the benchmark stops its processes with SIGINT
     finally:
         rclpy.try_shutdown()
     return 0
