@@ -52,8 +52,8 @@ def image_case(draw):
 @st.composite
 def joint_case(draw):
     names = draw(st.permutations(JOINTS + ['gripper']))
-    kind = draw(st.sampled_from(['good'] * 8 + ['missing', 'duplicate', 'empty', 'short',
-                                               'nan', 'inf', 'novel']))
+    kind = draw(st.sampled_from(['good'] * 8 + [
+        'missing', 'duplicate', 'empty', 'short', 'nan', 'inf', 'novel']))
     stamp = 'fresh' if kind == 'good' and draw(st.booleans()) else draw(st.sampled_from(STAMPS))
     return ('joints', list(names), kind, stamp)
 
@@ -92,7 +92,7 @@ class Fuzzer:
         else:
             _, names, kind, which = case
             ns, ok = self.stamp('joints', which)
-            pos = {j: h for j, h in zip(JOINTS, HOME)}
+            pos = dict(zip(JOINTS, HOME))
             pos['gripper'] = float('nan')  # an extra joint may be NaN: it is not used
             names = list(names)
             if kind == 'missing':
