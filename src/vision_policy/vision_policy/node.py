@@ -99,7 +99,7 @@ class Counters:
 
     NAMES = ('images_received', 'images_rejected', 'images_unused', 'joint_states_received',
              'joint_states_rejected', 'ticks', 'commands', 'holds', 'nonfinite_observations',
-             'nonfinite_actions', 'clock_jumps', 'estops')
+             'nonfinite_actions', 'clock_jumps', 'estops', 'extras_rejected')
 
     def __init__(self):
         for name in self.NAMES:
@@ -270,9 +270,21 @@ class PolicyInferenceNode(LifecycleNode):
         self._tick_times = collections.deque(maxlen=WINDOW)
         self.missed_ticks = 0
 
+    def _now_ns(self) -> int:
+        """Read the node clock; a jump backwards (simulator reset) resets all policy state."""
+        now = self.get_clock().now().nanoseconds
+        if self._last_now is not None and now < self._last_now:
+            self.counters.clock_jumps += 1
+            self.core.reset()
+            self._image, self._joint_stamp = None, None
+            self._extra_stamps = dict.fromkeys(self._extra_stamps)
+            self.get_logger().warn('clock jumped backwards: policy state reset')
+        self._last_now = now
+        return now
+
     def _stamp_ok(self, stamp, last_ns: Optional[int], max_age: float) -> Optional[str]:
         ns = stamp.sec * 1_000_000_000 + stamp.nanosec
-        now = self.get_clock().now().nanoseconds
+        now = self._last_now
         if ns <= 0:
             return 'zero stamp'
         if ns - now > max_age * 1e9:
@@ -287,6 +299,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._rates['image'].append(time.monotonic())
         if self.core is None:
             return
+        self._now_ns()
         last = self._image[2] if self._image else None
         problem = self._stamp_ok(msg.header.stamp, last, self._param('max_image_age'))
         view = None
@@ -316,6 +329,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._rates['joint_states'].append(time.monotonic())
         if self.core is None:
             return
+        self._now_ns()
         problem = self._stamp_ok(msg.header.stamp, self._joint_stamp,
                                  self._param('max_joint_state_age'))
         if problem is None:
@@ -394,9 +408,11 @@ class PolicyInferenceNode(LifecycleNode):
                 for s in sources]
 
     def _extra_stamp(self, source: str, stamp) -> bool:
+        self._now_ns()
         problem = self._stamp_ok(stamp, self._extra_stamps.get(source),
                                  self._param('max_extra_age'))
         if problem is not None:
+            self.counters.extras_rejected += 1
             self.get_logger().warn(f'{source} rejected: {problem}', throttle_duration_sec=1.0)
             return False
         self._extra_stamps[source] = stamp.sec * 1_000_000_000 + stamp.nanosec
@@ -433,13 +449,7 @@ class PolicyInferenceNode(LifecycleNode):
 
     def _tick(self) -> None:
         self.counters.ticks += 1
-        now_ns = self.get_clock().now().nanoseconds
-        if self._last_now is not None and now_ns < self._last_now:
-            # Simulator reset: every sample and all history belong to the old episode.
-            self.counters.clock_jumps += 1
-            self.core.reset()
-            self._image, self._joint_stamp = None, None
-        self._last_now = now_ns
+        now_ns = self._now_ns()
         reason = self._hold_reason(now_ns)
         if reason is not None:
             self._hold(reason)
@@ -480,7 +490,7 @@ class PolicyInferenceNode(LifecycleNode):
         stages['publish'].append(time.perf_counter() - t2)
         self.counters.commands += 1
         self._latency.append((self.get_clock().now().nanoseconds - stamp_ns) * 1e-9)
-        self.hold_reason = ''
+        self.hold_reason = self.error = ''
 
     def _hold(self, reason: str) -> None:
         """Publish the measured positions once, then command nothing until fresh data."""
@@ -537,7 +547,9 @@ class PolicyInferenceNode(LifecycleNode):
         if self.error and self.core is None:
             status.level, status.message = DiagnosticStatus.ERROR, f'{state}: {self.error}'
         elif state == 'active' and self.hold_reason:
-            status.level, status.message = DiagnosticStatus.WARN, f'holding: {self.hold_reason}'
+            # A non-finite observation or action is an error of the model or its inputs.
+            status.level = DiagnosticStatus.ERROR if self.error else DiagnosticStatus.WARN
+            status.message = f'holding: {self.hold_reason}'
         else:
             status.level, status.message = DiagnosticStatus.OK, state
         values = [('state', state), ('hold_reason', self.hold_reason), ('last_error', self.error),
