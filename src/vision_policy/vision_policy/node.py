@@ -259,6 +259,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._joint_seq = 0
         self._estop = False
         self._holding = False
+        self._hold_sent = False
         self._resume_after = (0, 0)  # (image seq, joint seq) that must be exceeded
         self._last_now = None
         self._image_used = True
@@ -487,6 +488,7 @@ class PolicyInferenceNode(LifecycleNode):
             stamp.sec, stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         t2 = time.perf_counter()
         self._traj_pub.publish(self._msg)
+        self._hold_sent = False
         stages['publish'].append(time.perf_counter() - t2)
         self.counters.commands += 1
         self._latency.append((self.get_clock().now().nanoseconds - stamp_ns) * 1e-9)
@@ -494,8 +496,11 @@ class PolicyInferenceNode(LifecycleNode):
 
     def _hold(self, reason: str) -> None:
         """Publish the measured positions once, then command nothing until fresh data."""
-        if not self._holding:
-            self._holding = True
+        self._holding = True
+        # One hold message per hold: a failed resume (e.g. a model that keeps returning NaN)
+        # does not repeat it, since nothing was commanded in between.
+        if not self._hold_sent:
+            self._hold_sent = True
             self.counters.holds += 1
             self.get_logger().warn(f'holding the robot: {reason}', throttle_duration_sec=1.0)
             if self._joint_stamp is not None and self._traj_pub is not None and self.core:
