@@ -84,10 +84,9 @@ class Harness:
         """Stop spinning and destroy everything."""
         self._stop = True
         self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=5)
         for node in self.nodes:
-            self.executor.remove_node(node)
             node.destroy_node()
-        self.executor.shutdown()
         self.rclpy.shutdown(context=self.context)
 
 
