@@ -48,7 +48,7 @@ class Rig:
         assert self.h.wait_for(lambda: (self.image_pub.get_subscription_count() > 0 or
                                         not camera) and
                                self.joint_pub.get_subscription_count() > 0 and
-                               self.peer.count_publishers(TRAJ) > 0)
+                               self.node._traj_pub.get_subscription_count() > 0)
 
     def stamp(self):
         return self.peer.get_clock().now().to_msg()
