@@ -32,14 +32,16 @@ from .task import default_card_path, expert_raw_action, TaskConfig
 class TrainConfig:
     """Scale and schedule of one training run."""
 
-    num_envs: int = 1024
+    num_envs: int = 1920
     workers: int = 0                    # 0: one per CPU core but one
-    iterations: int = 3000              # batched ticks at most
-    max_minutes: float = 15.0           # training time at most; schedules follow progress,
+    iterations: int = 100_000           # batched ticks at most
+    max_minutes: float = 6.5            # training time at most; schedules follow progress,
     # the larger of iterations done and time spent, each as a fraction of its limit
-    buffer_size: int = 300_000          # samples on the GPU (image: 48 KiB each)
+    buffer_size: int = 500_000          # samples on the GPU (image: 48 KiB each)
     batch_size: int = 1024
-    grad_steps: int = 4                 # gradient steps per batched tick
+    grad_steps: int = 4                 # gradient steps per batched tick, at least
+    max_grad_steps: int = 32            # more while the envs are still stepping
+    init: str = ''                      # start from these weights (student.pt)
     lr: float = 1e-3
     lr_final: float = 1e-4
     beta_end: float = 0.3               # fraction of iterations after which beta is 0
@@ -134,12 +136,16 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
     torch.manual_seed(config.seed)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision('high')
     workers = config.resolved_workers()
     t_start = time.monotonic()
     env = BatchEnv(str(card_path), config.num_envs, workers, task, randomization, config.seed)
     log(f'{config.num_envs} envs in {workers or "no"} worker processes, device {device}, '
         f'started in {time.monotonic() - t_start:.1f} s')
-    policy = build().to(device)
+    policy = build()
+    if config.init:
+        policy.load_state_dict(torch.load(config.init, map_location='cpu', weights_only=True))
+    policy = policy.to(device)
     optim = torch.optim.Adam(policy.parameters(), lr=config.lr)
     spec = env.spec
     buffer = ReplayBuffer(config.buffer_size, spec.obs_dim, spec.image_shape, spec.num_actions,
@@ -152,7 +158,7 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
     probe, probe_first = None, float('nan')
     finished, successes, losses = 0, 0, []
     t_train = time.monotonic()
-    iterations, waited = 0, 0.0
+    iterations, waited, grad_steps = 0, 0.0, 0
     while True:
         progress = max(iterations / config.iterations,
                        (time.monotonic() - t_train) / (60.0 * config.max_minutes))
@@ -175,7 +181,9 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
             probe = (obs.clone(), image.clone(), expert_t.clone(), target_t.clone())
             with torch.no_grad():
                 probe_first = float(torch.mean((policy(obs, image) - expert_t) ** 2))
-        for _ in range(config.grad_steps):
+        for step in range(config.max_grad_steps):
+            if step >= config.grad_steps and env.ready():
+                break
             b_obs, b_image, b_action, b_target, b_pixel = buffer.sample(config.batch_size, gen)
             action, target, heat = policy.forward_all(b_obs, b_image)
             action_loss = torch.mean((action - b_action) ** 2)
@@ -189,6 +197,9 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
             loss.backward()
             optim.step()
             losses.append(torch.stack([loss, action_loss, target_loss, heat_loss]).detach())
+            grad_steps += 1
+            if device.type == 'cuda':
+                torch.cuda.synchronize()  # pace the loop by the GPU, to see the envs finish
         t_wait = time.monotonic()
         env.step_wait()
         waited += time.monotonic() - t_wait
@@ -220,20 +231,19 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
     policy.eval()
     with torch.no_grad():
         probe_loss = float(torch.mean((policy(probe[0], probe[1]) - probe[2]) ** 2))
-    # (a): the training environment, student alone, seeded episodes.
-    seeds = [10_000_000 + i for i in range(env.num_envs)]
+    env.close()
+    # (a): the training environment (one episode per env), student alone, seeded.
+    n = config.eval_episodes
+    env = BatchEnv(str(card_path), n, min(workers, n), task, randomization, config.seed + 1)
+    seeds = [10_000_000 + i for i in range(n)]
     evals = {}
     for name, randomize, home in (('randomized', True, None), ('nominal_home', False, True)):
         final = rollout_success(env, policy, device, seeds, randomize, home, task.tolerance)
-        n = min(config.eval_episodes, env.num_envs)
-        evals[name] = {
-            'episodes': n, 'success': float(np.mean(final[:n] < task.tolerance)),
-            'median_final_distance': float(np.median(final[:n])),
-            'all_envs_episodes': int(env.num_envs),
-            'all_envs_success': float(np.mean(final < task.tolerance))}
+        evals[name] = {'episodes': n, 'success': float(np.mean(final < task.tolerance)),
+                       'median_final_distance': float(np.median(final)),
+                       'final_distances': final.round(5).tolist()}
         log(f'(a) training env, {name}: success {evals[name]["success"]:.3f} over {n} '
-            f'episodes (all {env.num_envs}: {evals[name]["all_envs_success"]:.3f}), median '
-            f'final distance {evals[name]["median_final_distance"]:.4f} m')
+            f'episodes, median final distance {evals[name]["median_final_distance"]:.4f} m')
     env.close()
     env_steps = iterations * config.num_envs
     result = {
@@ -241,6 +251,7 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
         'card': str(card_path), 'device': str(device),
         'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
         'workers': workers, 'iterations': iterations, 'env_steps': env_steps,
+        'grad_steps': grad_steps,
         'train_wall_s': train_s, 'fps': env_steps / train_s,
         'total_wall_s': time.monotonic() - t_start,
         'probe_loss_first': probe_first, 'probe_loss_last': probe_loss,
@@ -251,7 +262,8 @@ def train(out: Path, config: TrainConfig, task: TaskConfig = TaskConfig(),
     (out / 'train_log.json').write_text(json.dumps(result, indent=1))
     plot(history, out / 'training.png')
     log(f'trained {iterations} iterations x {config.num_envs} envs = {env_steps} env steps in '
-        f'{train_s:.0f} s: {result["fps"]:.0f} env steps/s; weights {out / "student.pt"}')
+        f'{train_s:.0f} s: {result["fps"]:.0f} env steps/s, {grad_steps} gradient steps; '
+        f'weights {out / "student.pt"}')
     result['policy'] = policy_cpu
     return result
 
@@ -295,6 +307,9 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument('--max-minutes', type=float)
     parser.add_argument('--batch-size', type=int)
     parser.add_argument('--grad-steps', type=int)
+    parser.add_argument('--buffer-size', type=int)
+    parser.add_argument('--beta-end', type=float)
+    parser.add_argument('--init', help='start from these weights (student.pt)')
     parser.add_argument('--device')
     parser.add_argument('--seed', type=int)
     args = parser.parse_args(argv)
@@ -303,7 +318,9 @@ def main(argv: Optional[list] = None) -> int:
                                    ('iterations', args.iterations), ('device', args.device),
                                    ('max_minutes', args.max_minutes), ('seed', args.seed),
                                    ('batch_size', args.batch_size),
-                                   ('grad_steps', args.grad_steps))
+                                   ('grad_steps', args.grad_steps), ('init', args.init),
+                                   ('buffer_size', args.buffer_size),
+                                   ('beta_end', args.beta_end))
                  if v is not None}
     config = replace(config, **overrides)
     try:

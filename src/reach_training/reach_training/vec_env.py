@@ -208,6 +208,10 @@ class BatchEnv:
         if self._envs is None:
             self._wait()
 
+    def ready(self) -> bool:
+        """Return True when every worker has answered (in-process: always)."""
+        return all(conn.poll() for conn in self._conns)
+
     def step(self, actions: np.ndarray) -> None:
         """Run one tick for every env (step_async + step_wait)."""
         self.step_async(actions)
