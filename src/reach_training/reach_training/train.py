@@ -35,7 +35,7 @@ class TrainConfig:
     num_envs: int = 1920
     workers: int = 0                    # 0: one per CPU core but one
     iterations: int = 100_000           # batched ticks at most
-    max_minutes: float = 6.5            # training time at most; schedules follow progress,
+    max_minutes: float = 6.0            # training time at most; schedules follow progress,
     # the larger of iterations done and time spent, each as a fraction of its limit
     buffer_size: int = 500_000          # samples on the GPU (image: 48 KiB each)
     batch_size: int = 1024
