@@ -3,10 +3,11 @@
 GPU floor for the bundled policy: what one tick costs on a CUDA GPU with PyTorch.
 
 Run on a machine with a CUDA GPU and PyTorch (no ROS needed):
-    python3 scripts/gpu_floor.py [--runs 2000]
+    python3 scripts/gpu_floor.py [--runs 2000] [--factory reach_training.model:build]
 Prints p50/p99 of: the network forward alone; a full tick (upload of a 640x480 rgb8
 frame, area resize to 64x64, Isaac Lab normalisation, forward, download of the
-actions); and onnxruntime on the same ONNX file with every provider it offers.
+actions); and onnxruntime on models/reach_policy.onnx with every provider it offers.
+The default factory builds the bundled policy's network (src/reach_training).
 """
 import argparse
 from pathlib import Path
@@ -16,7 +17,8 @@ import time
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'src' / 'vision_policy'))
+for package in ('vision_policy', 'reach_training'):
+    sys.path.insert(0, str(ROOT / 'src' / package))
 
 
 def percentiles(samples):
@@ -24,15 +26,17 @@ def percentiles(samples):
     return f'p50 {np.percentile(a, 50):.3f} ms  p99 {np.percentile(a, 99):.3f} ms  (n={len(a)})'
 
 
-def torch_floor(runs):
+def torch_floor(runs, factory):
+    import importlib
     import torch
     import torch.nn.functional as F
-    from vision_policy.example_model import build
+    module, func = factory.split(':')
+    build = getattr(importlib.import_module(module), func)
     if not torch.cuda.is_available():
         print('torch: CUDA not available')
         return
     dev = torch.device('cuda')
-    print(f'torch {torch.__version__} on {torch.cuda.get_device_name(0)}')
+    print(f'torch {torch.__version__} on {torch.cuda.get_device_name(0)}, network {factory}')
     net = build().to(dev).eval()
     frame = torch.from_numpy(np.random.default_rng(0).integers(
         0, 256, (480, 640, 3), dtype=np.uint8)).pin_memory()
@@ -83,8 +87,10 @@ def ort_floor(runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--runs', type=int, default=2000)
+    parser.add_argument('--factory', default='reach_training.model:build',
+                        help="'module:function' building the network (random weights)")
     args = parser.parse_args()
-    torch_floor(args.runs)
+    torch_floor(args.runs, args.factory)
     ort_floor(args.runs)
 
 
