@@ -68,6 +68,11 @@ class Rig:
         msg.header.stamp = self.stamp()
         self.joint_pub.publish(msg)
 
+    def wait_for_hold(self, positions=(0.0, 0.3, -0.6)):
+        """Wait until the hold message (the measured positions) has arrived."""
+        assert self.h.wait_for(lambda: self.received and np.array_equal(
+            self.received[-1].points[0].positions, positions)), 'no hold message'
+
     def counter(self, key):
         return int({kv.key: kv.value for kv in self.node.diagnostics().values}[key])
 
@@ -138,6 +143,7 @@ def test_missing_joint_holds_and_is_counted(harness, model_path):
     rig.send_joints([0.0, 0.3], names=JOINTS[:2])
     assert harness.wait_for(lambda: rig.node.hold_reason == 'invalid joint state')
     assert rig.counter('joint_states_rejected') >= 1
+    rig.wait_for_hold()
     n = len(rig.received)
     for _ in range(4):
         rig.send_image(img)
@@ -158,6 +164,7 @@ def test_estop_holds_until_released(harness, model_path):
     assert len(rig.received) > 0
     rig.estop_pub.publish(Bool(data=True))
     assert harness.wait_for(lambda: rig.node.hold_reason == 'emergency stop')
+    rig.wait_for_hold()
     n = len(rig.received)
     feed(6)
     assert len(rig.received) == n
