@@ -88,8 +88,9 @@ PARAMETERS = {
     'max_extra_age': (0.2, 'hold when an IMU / odometry / cmd_vel sample is older than this '
                            '(s)', (0.001, 60.0)),
 }
-RUNTIME_SETTABLE = ('max_image_age', 'max_joint_state_age', 'max_joint_step',
-                    'position_lower_limits', 'position_upper_limits')
+SAFETY_LIMITS = ('max_joint_step', 'position_lower_limits', 'position_upper_limits')
+# Ranges in PARAMETERS are enforced by rclpy; these may change while the node runs.
+RUNTIME_SETTABLE = ('max_image_age', 'max_joint_state_age', 'max_extra_age', *SAFETY_LIMITS)
 WINDOW = 1000  # samples kept for the latency percentiles
 STAGES = ('receive', 'preprocess', 'observation', 'inference', 'postprocess', 'publish')
 
@@ -520,12 +521,8 @@ class PolicyInferenceNode(LifecycleNode):
                 return SetParametersResult(
                     successful=False, reason=f'{param.name} takes effect at configure: '
                                              f'deactivate and clean up the node first')
-            if param.name in ('max_image_age', 'max_joint_state_age'):
-                if not 0.0 < float(param.value) <= 60.0:
-                    return SetParametersResult(successful=False,
-                                               reason=f'{param.name}: expected (0, 60] s')
-            if self.core is not None and param.name in RUNTIME_SETTABLE[2:]:
-                values = {n: self.get_parameter(n).value for n in RUNTIME_SETTABLE[2:]}
+            if self.core is not None and param.name in SAFETY_LIMITS:
+                values = {n: self.get_parameter(n).value for n in SAFETY_LIMITS}
                 values[param.name] = param.value
                 try:
                     limits = self._limits(self.core.card, values)
