@@ -59,7 +59,9 @@ def test_lost_input_holds_within_max_age_plus_one_period(harness, model_path, lo
     assert commands_after <= bound
     rig.wait_for_hold(HOME)
     n = len(rig.received)
-    feed(rig, 0.3)
+    end = time.monotonic() + 3.0
+    while len(rig.received) == n and time.monotonic() < end:
+        feed(rig, 0.1)
     assert len(rig.received) > n, 'did not resume on fresh data'
 
 
