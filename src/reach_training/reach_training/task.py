@@ -9,6 +9,7 @@ reached by linear interpolation from the measured joint positions over control_d
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +86,10 @@ def default_card_path() -> Path:
 
 def node_limits(card: PolicyCard, task: TaskConfig) -> SafetyLimits:
     """Return the safety limits policy_inference uses by default: card clip, max step."""
-    if card.action.clip is None:
-        raise TaskConfigError('the card has no action clip; the node needs position limits')
-    return SafetyLimits.build(len(card.action.joint_names),
-                              [c[0] for c in card.action.clip],
-                              [c[1] for c in card.action.clip], [task.max_joint_step])
+    try:
+        return SafetyLimits.from_card(card, [-math.inf], [math.inf], [task.max_joint_step])
+    except ValueError as exc:
+        raise TaskConfigError(str(exc)) from None
 
 
 def expert_raw_action(joint_pos: np.ndarray, goal: np.ndarray, card: PolicyCard,

@@ -1,5 +1,7 @@
 """Action mapping and the safety filter."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -58,10 +60,34 @@ def test_no_reference_no_command():
 @pytest.mark.parametrize('lower, upper, step, message', [
     ([0.0, 0.0], [1.0], [0.1], 'position_lower_limits: expected 1 or 3 values, found 2'),
     ([1.0], [0.0], [0.1], 'lower > upper for joint index(es) [0, 1, 2]'),
-    ([0.0], [1.0], [0.0], 'max_joint_step: every value must be > 0'),
+    ([0.0], [1.0], [0.0], 'max_joint_step: every value must be finite and > 0'),
+    # An infinite step would switch the step limit off (issue 11, defect 5).
+    ([0.0], [1.0], [float('inf')], 'max_joint_step: every value must be finite and > 0'),
     ([float('nan')], [1.0], [0.1], 'NaN is not a limit'),
 ])
 def test_bad_limits(lower, upper, step, message):
     with pytest.raises(ValueError) as err:
         SafetyLimits.build(3, lower, upper, step)
     assert message in str(err.value)
+
+
+def card_with_clip(clip):
+    return card_from_dict({
+        'control_dt': 0.02, 'joint_names': ['a', 'b'], 'default_joint_pos': [0.0, 0.0],
+        'inputs': [{'name': 'obs', 'shape': [1, 2], 'group': 'policy'}],
+        'observations': {'policy': {'terms': [{'name': 'joint_pos'}]}},
+        'action': {'joint_names': ['a', 'b'], 'scale': 1.0, 'offset': 0.0, 'clip': clip}})
+
+
+def test_limits_from_card_fill_infinite_limits_with_the_clip():
+    card = card_with_clip([[-1.0, 1.0], [-2.0, 2.0]])
+    limits = SafetyLimits.from_card(card, [-math.inf], [0.5, math.inf], [0.1])
+    assert limits.lower == (-1.0, -2.0) and limits.upper == (0.5, 2.0)
+    assert limits.max_step == (0.1, 0.1)
+
+
+def test_limits_from_card_without_clip_need_finite_limits():
+    card = card_with_clip(None)
+    with pytest.raises(ValueError, match='no action clip'):
+        SafetyLimits.from_card(card, [-math.inf], [1.0], [0.1])
+    assert SafetyLimits.from_card(card, [-1.0], [1.0], [0.1]).lower == (-1.0, -1.0)

@@ -14,7 +14,7 @@ import pytest
 
 from vision_policy.card import card_from_dict, ImageSpec, TermSpec
 from vision_policy.image import ImagePipeline
-from vision_policy.observation import extra_sources, ExtraSourceError, gravity_in_body, \
+from vision_policy.observation import ExtraSourceError, gravity_in_body, \
     ObservationBuilder, resolve_term, Sample, TERMS
 
 JOINTS = ['j0', 'j1', 'j2']
@@ -165,10 +165,22 @@ def test_manager_order_clip_scale_history():
     assert second == [1.0, -2.0, 2.0, 0.5, 0.0, -1.0, 7.0, 8.0, 9.0]
 
 
-def test_extra_sources_of_card():
-    card = make_card([{'name': 'projected_gravity'}, {'name': 'base_ang_vel'},
-                      {'name': 'velocity_commands'}, {'name': 'joint_pos'}])
-    assert extra_sources(card) == ('cmd_vel', 'imu')
-    assert extra_sources(make_card([{'name': 'base_lin_vel'}])) == ('odom',)
+def test_terms_declare_what_they_need():
+    card = make_card([{'name': 'joint_pos'}])
+    needs = {name: resolve_term(card, TermSpec(name), 'test').needs for name in
+             ('projected_gravity', 'base_ang_vel', 'velocity_commands', 'base_lin_vel',
+              'joint_pos', 'joint_vel', 'joint_vel_rel', 'last_action')}
+    assert needs == {'projected_gravity': ('imu',), 'base_ang_vel': ('imu',),
+                     'velocity_commands': ('cmd_vel',), 'base_lin_vel': ('odom',),
+                     'joint_pos': (), 'joint_vel': ('joint_vel',),
+                     'joint_vel_rel': ('joint_vel',), 'last_action': ()}
+    wide = card_from_dict({
+        'control_dt': 0.02, 'joint_names': JOINTS, 'default_joint_pos': DEFAULTS,
+        'inputs': [{'name': 'obs', 'shape': [1, 9], 'group': 'policy'}],
+        'observations': {'policy': {'terms': [{'name': 'projected_gravity'},
+                                              {'name': 'velocity_commands'},
+                                              {'name': 'joint_pos'}]}},
+        'action': {'joint_names': JOINTS, 'scale': 1.0, 'offset': 0.0}})
+    assert ObservationBuilder(wide).needs == {'imu', 'cmd_vel'}
     assert {'base_ang_vel', 'projected_gravity', 'base_lin_vel', 'velocity_commands',
             'generated_commands', 'joint_pos_limit_normalized'} <= set(TERMS)

@@ -10,6 +10,7 @@ limits and a per-tick step limit, and a refusal of any non-finite value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -64,9 +65,35 @@ class SafetyLimits:
         bad = [i for i in range(n) if lower[i] > upper[i]]
         if bad:
             raise ValueError(f'position limits: lower > upper for joint index(es) {bad}')
-        if any(s <= 0 for s in step):
-            raise ValueError('max_joint_step: every value must be > 0')
+        # An infinite step would switch the step limit off: a safety reviewer expects a
+        # limit that is always in force, so only finite, positive steps are accepted.
+        if not all(math.isfinite(s) and s > 0 for s in step):
+            raise ValueError(f'max_joint_step: every value must be finite and > 0, found '
+                             f'{list(step)}')
         return cls(lower, upper, step)
+
+    @classmethod
+    def from_card(cls, card: PolicyCard, lower: Sequence[float], upper: Sequence[float],
+                  max_step: Sequence[float]) -> 'SafetyLimits':
+        """
+        Build the limits the node enforces: an infinite position limit means the card's clip.
+
+        The result is always finite: a card without an action clip needs explicit limits.
+        """
+        n = len(card.action.joint_names)
+        clip = card.action.clip
+
+        def fill(values: Sequence[float], side: int, name: str) -> list:
+            values = list(values)
+            values = values * n if len(values) == 1 else values
+            if clip is not None and len(values) == n:
+                values = [c[side] if math.isinf(v) else v for v, c in zip(values, clip)]
+            if any(math.isinf(v) for v in values):
+                raise ValueError(f'{name}: the card has no action clip to stand in for an '
+                                 f'infinite limit; give finite limits for every joint')
+            return values
+        return cls.build(n, fill(lower, 0, 'position_lower_limits'),
+                         fill(upper, 1, 'position_upper_limits'), max_step)
 
 
 class SafetyFilter:
@@ -80,6 +107,11 @@ class SafetyFilter:
         self._low = np.zeros_like(self.lower)
         self._high = np.zeros_like(self.lower)
         self.has_reference = False
+
+    def set_limits(self, limits: SafetyLimits) -> None:
+        """Enforce new limits from the next command on (the buffers are updated in place)."""
+        self.lower[:], self.upper[:] = limits.lower, limits.upper
+        self.max_step[:] = limits.max_step
 
     def set_reference(self, positions: np.ndarray) -> None:
         """Step limits start from these positions (measured ones after a hold)."""

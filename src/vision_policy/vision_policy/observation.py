@@ -41,6 +41,9 @@ class Term:
 
     shape: tuple
     compute: Callable[[Sample, np.ndarray], None]
+    # What the term reads: 'image', 'joint_vel', or a source name (sources.py); the node
+    # subscribes only to what the card's terms need and holds when one is stale.
+    needs: tuple = ()
 
     @property
     def size(self) -> int:
@@ -71,7 +74,7 @@ def _joint_term(card: PolicyCard, params: Mapping, source: str, subtract: Option
         np.take(getattr(sample, source), idx, out=out)
         if ref is not None:
             out -= ref
-    return Term((len(idx),), compute)
+    return Term((len(idx),), compute, ('joint_vel',) if source == 'joint_vel' else ())
 
 
 def joint_pos(card: PolicyCard, params: Mapping) -> Term:
@@ -113,7 +116,7 @@ def image(card: PolicyCard, params: Mapping) -> Term:
 
     def compute(sample: Sample, out: np.ndarray) -> None:
         out[...] = sample.image
-    return Term(shape, compute)
+    return Term(shape, compute, ('image',))
 
 
 # --- Robot-state terms (Isaac Lab import): values arrive in Sample.extras ----------------
@@ -132,19 +135,19 @@ def _extra(sample: Sample, key: str) -> np.ndarray:
     return value
 
 
-def _extra_term(key: str) -> Callable[[PolicyCard, Mapping], Term]:
+def _extra_term(key: str, source: str) -> Callable[[PolicyCard, Mapping], Term]:
     def factory(card: PolicyCard, params: Mapping) -> Term:
         def compute(sample: Sample, out: np.ndarray) -> None:
             out[:] = _extra(sample, key)
-        return Term((3,), compute)
+        return Term((3,), compute, (source,))
     return factory
 
 
-base_ang_vel = _extra_term('imu_angular_velocity')
+base_ang_vel = _extra_term('imu_angular_velocity', 'imu')
 base_ang_vel.__doc__ = 'Base angular velocity in the body frame (IMU angular_velocity).'
-base_lin_vel = _extra_term('base_lin_vel')
+base_lin_vel = _extra_term('base_lin_vel', 'odom')
 base_lin_vel.__doc__ = 'Base linear velocity in the body frame (Odometry twist.linear).'
-velocity_commands = _extra_term('velocity_command')
+velocity_commands = _extra_term('velocity_command', 'cmd_vel')
 velocity_commands.__doc__ = 'Base velocity command [vx, vy, wz] (Twist linear.x/.y, angular.z).'
 
 
@@ -161,7 +164,7 @@ def projected_gravity(card: PolicyCard, params: Mapping) -> Term:
     """Observe the unit gravity direction in the body frame, from the IMU orientation."""
     def compute(sample: Sample, out: np.ndarray) -> None:
         gravity_in_body(_extra(sample, 'imu_orientation'), out)
-    return Term((3,), compute)
+    return Term((3,), compute, ('imu',))
 
 
 def joint_pos_limit_normalized(card: PolicyCard, params: Mapping) -> Term:
@@ -196,22 +199,6 @@ TERMS: Mapping[str, Callable[[PolicyCard, Mapping], Term]] = MappingProxyType({
     'velocity_commands': velocity_commands,
     'generated_commands': velocity_commands,
 })
-
-# Term -> the optional ROS source that feeds it (the node subscribes only when a card needs it).
-TERM_SOURCES: Mapping[str, str] = MappingProxyType({
-    'base_ang_vel': 'imu',
-    'projected_gravity': 'imu',
-    'base_lin_vel': 'odom',
-    'velocity_commands': 'cmd_vel',
-    'generated_commands': 'cmd_vel',
-})
-
-
-def extra_sources(card: PolicyCard) -> tuple:
-    """Return the extra sources ('imu', 'odom', 'cmd_vel') the card's terms need, sorted."""
-    return tuple(sorted({TERM_SOURCES[t.name] for g in card.groups for t in g.terms
-                         if t.name in TERM_SOURCES}))
-
 
 def resolve_term(card: PolicyCard, spec: TermSpec, where: str) -> Term:
     """Look a term up by name and resolve it against the card."""
@@ -278,6 +265,8 @@ class ObservationBuilder:
         self.card = card
         self.inputs = {}
         self._groups = []
+        # 'group/term' -> the term's latest value after clip and scale (for recordings).
+        self.term_values = {}
         for spec in card.inputs:
             if spec.group is None:
                 continue
@@ -292,6 +281,10 @@ class ObservationBuilder:
                     f'{"missing" if want > size else "extra"} {abs(want - size)})')
             buf = np.zeros(spec.shape, dtype=np.float32)
             self.inputs[spec.name] = buf
+            for i, (term_spec, slot) in enumerate(zip(group.terms, slots)):
+                key = f'{group.name}/{term_spec.name}'
+                self.term_values[key if key not in self.term_values else f'{key}#{i}'] = \
+                    slot.value
             flat = buf.reshape(-1)
             views, start = [], 0
             for slot in slots:
@@ -310,6 +303,12 @@ class ObservationBuilder:
                                 f'supported for single-term groups only')
             slots.append(_TermSlot(term, spec, history))
         return slots
+
+    @property
+    def needs(self) -> frozenset:
+        """Return what the card's terms read: 'image', 'joint_vel' and source names."""
+        return frozenset(n for group in self._groups for slot, _ in group
+                         for n in slot.term.needs)
 
     def build(self, sample: Sample) -> dict:
         """Compute every group into its input buffer; returns {input name: array}."""
