@@ -52,6 +52,9 @@ activate() {
   set -u
   export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
   export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+  # Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue 14):
+  # every process started from here uses the shipped large-image profile unless you set one.
+  export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$ROOT/config/fastdds_large_images.xml}"
   export MUJOCO_GL="${MUJOCO_GL:-egl}"
   export PYTHONDONTWRITEBYTECODE=1
 }

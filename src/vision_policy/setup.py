@@ -29,7 +29,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         *share_files('launch', ('*.launch.py',)),
-        *share_files('config', ('*.yaml',)),
+        *share_files('config', ('*.yaml', '*.xml')),
         *share_files('models', ('*.onnx', '*.yaml')),
     ],
     install_requires=['setuptools'],
