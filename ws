@@ -43,6 +43,12 @@ setup() {
   # Optional: PyTorch for vision_policy_export and training (the CPU build lies on disk here).
   "$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q "torch==2.13.0" \
     || log "PyTorch not installed: export tests will skip"
+  # Isaac Lab's own Python code as the parity oracle (no Isaac Sim); --no-deps: see the file.
+  # The wheel says Python 3.11 only (Isaac Sim's); its pure-Python code runs on Jazzy's 3.12 too.
+  "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None
+      for m in ("isaaclab", "toml", "prettytable", "wcwidth")))' 2>/dev/null \
+    || "$VENV/bin/pip" install -q --no-deps --ignore-requires-python -r requirements-oracle.txt \
+    || log "Isaac Lab (requirements-oracle.txt) not installed: the oracle tests will skip"
 }
 
 activate() {

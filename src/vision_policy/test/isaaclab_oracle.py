@@ -1,0 +1,355 @@
+"""
+Isaac Lab 2.3 as a test oracle: its real managers and mdp terms on a synthetic scene.
+
+``isaaclab==2.3.2.post1`` from PyPI (``requirements-oracle.txt``, installed by
+``./ws setup`` with ``--no-deps``) ships Isaac Lab's Python source under
+``isaaclab/source/``. Its ``ObservationManager``, ``ActionManager``, action terms
+and ``envs/mdp`` functions are plain torch, but their modules import the simulator
+(``omni``, ``carb``, ``isaacsim``, ``pxr``), which is not installable. ``load()``
+puts stand-ins for those modules into ``sys.modules`` of this (test) process only,
+then imports the real Isaac Lab code. Nothing of the simulator is executed: the
+stand-ins only have to survive import time and ``configclass``.
+
+The synthetic scene replaces what PhysX and the renderer would fill: an
+articulation's data tensors (joint positions, velocities, defaults, soft limits,
+root orientation and body-frame velocities), a camera's ``data.output`` and a
+command manager. Derived quantities are computed with Isaac Lab's own math, as
+``ArticulationData`` does (``projected_gravity_b`` from the root quaternion).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+import sys
+import types
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+# Simulator modules: never installable here, always replaced inside the test process.
+SIMULATOR_ROOTS = ('omni', 'carb', 'isaacsim', 'pxr')
+# Heavy or binary dependencies Isaac Lab imports at module level but the oracle never calls;
+# replaced only when absent, and only while Isaac Lab is being imported.
+OPTIONAL_ROOTS = ('warp', 'trimesh', 'h5py', 'scipy', 'gymnasium', 'hid', 'flatdict')
+# Largest |difference| accepted between Isaac Lab and this workspace (float32 arithmetic).
+TOLERANCE = 1e-6
+
+
+class OracleUnavailable(RuntimeError):
+    """Isaac Lab cannot be imported here; the message says why (tests skip with it)."""
+
+
+# --------------------------------------------------------------------------- stand-ins
+class _StandInType(type):
+    """Type of stand-in classes: any attribute is another stand-in class."""
+
+    def __getattr__(cls, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return _stand_in(f'{cls.__name__}.{name}')
+
+    def __getitem__(cls, item):
+        return cls
+
+    def __or__(cls, other):
+        return cls
+
+    def __ror__(cls, other):
+        return cls
+
+    def __iter__(cls):
+        return iter(())
+
+    def __bool__(cls):
+        return False
+
+
+class _StandIn(metaclass=_StandInType):
+    """Instances accept any arguments; attributes and calls give more stand-ins."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return _stand_in(name)
+
+    def __call__(self, *args, **kwargs):
+        return _stand_in('result')()
+
+
+def _stand_in(name: str) -> type:
+    # A class (not an instance) so that Isaac Lab may subclass, annotate or call it.
+    return _StandInType(name, (_StandIn,), {})
+
+
+class _StandInModule(types.ModuleType):
+    """A package whose every attribute is a stand-in class."""
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return _stand_in(f'{self.__name__}.{name}')
+
+
+class _StandInLoader(importlib.abc.Loader):
+    def create_module(self, spec):
+        module = _StandInModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module):
+        pass
+
+
+class _StandInFinder(importlib.abc.MetaPathFinder):
+    """Answers imports of the given top-level packages (and their submodules) with stand-ins."""
+
+    def __init__(self, roots: Sequence[str]):
+        self.roots = frozenset(roots)
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname.split('.')[0] not in self.roots:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _StandInLoader(), is_package=True)
+
+
+# --------------------------------------------------------------------------- loading
+def source_root() -> Path:
+    """Folder holding Isaac Lab's packages (``isaaclab``, ``isaaclab_tasks``) in the wheel."""
+    spec = importlib.util.find_spec('isaaclab')
+    if spec is None or not spec.submodule_search_locations:
+        raise OracleUnavailable('isaaclab is not installed (pip install --no-deps -r '
+                                'requirements-oracle.txt; ./ws setup does it)')
+    root = Path(list(spec.submodule_search_locations)[0]) / 'source'
+    if not (root / 'isaaclab' / 'isaaclab' / 'managers').is_dir():
+        raise OracleUnavailable(f'isaaclab is installed but {root}/isaaclab/isaaclab is not '
+                                f'the PyPI wheel layout this oracle reads')
+    return root
+
+
+def load() -> types.SimpleNamespace:
+    """
+    Import Isaac Lab's managers, mdp terms and math with simulator stand-ins.
+
+    Returns a namespace of modules; raises OracleUnavailable with the reason.
+    Calling it again returns the modules already imported.
+    """
+    root = source_root()
+    for package in ('isaaclab', 'isaaclab_contrib', 'isaaclab_tasks', 'isaaclab_assets'):
+        path = str(root / package)
+        if path not in sys.path:
+            # Ahead of site-packages: the wheel's top-level ``isaaclab`` is a launcher that
+            # boots Isaac Sim; the framework itself is source/isaaclab/isaaclab.
+            sys.path.insert(0, path)
+    if not any(isinstance(f, _StandInFinder) and f.roots == frozenset(SIMULATOR_ROOTS)
+               for f in sys.meta_path):
+        sys.meta_path.insert(0, _StandInFinder(SIMULATOR_ROOTS))
+    missing = [m for m in OPTIONAL_ROOTS if m not in sys.modules and
+               importlib.util.find_spec(m) is None]
+    optional = _StandInFinder(missing)
+    sys.meta_path.append(optional)
+    try:
+        import isaaclab.envs  # noqa: F401 (first: managers <-> envs import each other)
+        from isaaclab.envs import mdp
+        from isaaclab.envs.mdp.actions import actions_cfg
+        from isaaclab.managers import action_manager, observation_manager, \
+            manager_term_cfg, scene_entity_cfg
+        from isaaclab.utils import math as math_utils, string as string_utils
+    except Exception as exc:  # noqa: B902 (any import failure means: no oracle here)
+        raise OracleUnavailable(f'importing Isaac Lab from {root} failed: '
+                                f'{type(exc).__name__}: {exc}') from exc
+    finally:
+        # Keep later imports in this process honest: an absent optional package must raise
+        # ImportError again for code outside Isaac Lab.
+        sys.meta_path.remove(optional)
+        for name in [n for n in sys.modules if n.split('.')[0] in missing]:
+            del sys.modules[name]
+    return types.SimpleNamespace(
+        root=root, mdp=mdp, actions_cfg=actions_cfg, ActionManager=action_manager.ActionManager,
+        ObservationManager=observation_manager.ObservationManager,
+        ObservationGroupCfg=manager_term_cfg.ObservationGroupCfg,
+        ObservationTermCfg=manager_term_cfg.ObservationTermCfg,
+        SceneEntityCfg=scene_entity_cfg.SceneEntityCfg, math=math_utils,
+        string=string_utils)
+
+
+def load_or_skip() -> types.SimpleNamespace:
+    """load(), or skip the calling test module with the reason."""
+    import pytest
+    try:
+        return load()
+    except OracleUnavailable as exc:
+        pytest.skip(f'Isaac Lab oracle unavailable: {exc}', allow_module_level=True)
+
+
+# --------------------------------------------------------------------------- synthetic scene
+class ArticulationData:
+    """The tensors of Isaac Lab's ``ArticulationData`` that observation and action terms read."""
+
+    def __init__(self, il, joint_names: Sequence[str], default_joint_pos: Sequence[float],
+                 soft_limits: Optional[Sequence[Sequence[float]]] = None):
+        import torch
+        n = len(joint_names)
+        self._math = il.math
+        self.joint_pos = torch.zeros(1, n)
+        self.joint_vel = torch.zeros(1, n)
+        self.default_joint_pos = torch.tensor([list(default_joint_pos)], dtype=torch.float32)
+        self.default_joint_vel = torch.zeros(1, n)
+        limits = soft_limits if soft_limits is not None else [(-3.5, 3.5)] * n
+        self.soft_joint_pos_limits = torch.tensor([list(map(list, limits))],
+                                                  dtype=torch.float32)
+        self.joint_pos_limits = self.soft_joint_pos_limits.clone()
+        self.joint_pos_target = torch.zeros(1, n)
+        self.joint_vel_target = torch.zeros(1, n)
+        self.joint_effort_target = torch.zeros(1, n)
+        self.root_quat_w = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # (w, x, y, z), Isaac Lab order
+        self.root_lin_vel_b = torch.zeros(1, 3)
+        self.root_ang_vel_b = torch.zeros(1, 3)
+        self.GRAVITY_VEC_W = torch.tensor([[0.0, 0.0, -1.0]])
+
+    @property
+    def root_link_quat_w(self):
+        """Root orientation (w, x, y, z); the synthetic root link is the base."""
+        return self.root_quat_w
+
+    @property
+    def projected_gravity_b(self):
+        """Gravity direction in the base frame, exactly as ``ArticulationData`` computes it."""
+        return self._math.quat_apply_inverse(self.root_link_quat_w, self.GRAVITY_VEC_W)
+
+
+class Articulation:
+    """What Isaac Lab's terms use of an ``Articulation``: names, data, joint lookup, targets."""
+
+    def __init__(self, il, joint_names: Sequence[str], default_joint_pos: Sequence[float],
+                 soft_limits: Optional[Sequence[Sequence[float]]] = None):
+        self._string = il.string
+        self.joint_names = list(joint_names)
+        self.num_joints = len(self.joint_names)
+        self.data = ArticulationData(il, joint_names, default_joint_pos, soft_limits)
+
+    def find_joints(self, name_keys, joint_subset=None, preserve_order=False):
+        """Regex joint lookup, as ``Articulation.find_joints`` (Isaac Lab's own resolver)."""
+        subset = self.joint_names if joint_subset is None else joint_subset
+        return self._string.resolve_matching_names(name_keys, subset, preserve_order)
+
+    def _set(self, buffer, target, joint_ids, env_ids):
+        # Articulation.set_joint_*_target: fill the buffer only (PhysX reads it later).
+        env_ids = slice(None) if env_ids is None else env_ids
+        joint_ids = slice(None) if joint_ids is None else joint_ids
+        buffer[env_ids, joint_ids] = target
+
+    def set_joint_position_target(self, target, joint_ids=None, env_ids=None):
+        """Record joint position targets."""
+        self._set(self.data.joint_pos_target, target, joint_ids, env_ids)
+
+    def set_joint_velocity_target(self, target, joint_ids=None, env_ids=None):
+        """Record joint velocity targets."""
+        self._set(self.data.joint_vel_target, target, joint_ids, env_ids)
+
+    def set_joint_effort_target(self, target, joint_ids=None, env_ids=None):
+        """Record joint effort targets."""
+        self._set(self.data.joint_effort_target, target, joint_ids, env_ids)
+
+
+class Camera:
+    """A camera sensor: ``data.output[data_type]`` as (1, H, W, C) tensors, NHWC."""
+
+    def __init__(self):
+        self.data = types.SimpleNamespace(output={}, intrinsic_matrices=None)
+
+
+class Scene:
+    """``InteractiveScene`` lookups: ``scene[name]``, ``scene.keys()``, ``scene.sensors``."""
+
+    def __init__(self, robot: Articulation, sensors: Mapping[str, object]):
+        self.articulations = {'robot': robot}
+        self.sensors = dict(sensors)
+
+    def keys(self):
+        """Names of every entity."""
+        return list(self.articulations) + list(self.sensors)
+
+    def __getitem__(self, name):
+        return self.articulations.get(name) or self.sensors[name]
+
+
+class CommandManager:
+    """``env.command_manager.get_command(name)`` over fixed tensors."""
+
+    def __init__(self):
+        self.commands = {}
+
+    def get_command(self, name):
+        """Return the named command tensor (1, D)."""
+        return self.commands[name]
+
+
+class SyntheticEnv:
+    """The parts of ``ManagerBasedEnv`` the managers and terms read; one env, on the CPU."""
+
+    num_envs = 1
+    device = 'cpu'
+
+    def __init__(self, il, joint_names: Sequence[str], default_joint_pos: Sequence[float],
+                 soft_limits: Optional[Sequence[Sequence[float]]] = None,
+                 cameras: Sequence[str] = ('tiled_camera',)):
+        self.il = il
+        self.robot = Articulation(il, joint_names, default_joint_pos, soft_limits)
+        self.scene = Scene(self.robot, {name: Camera() for name in cameras})
+        self.command_manager = CommandManager()
+        # Scene entities resolve at construction (as after the simulation starts playing).
+        self.sim = types.SimpleNamespace(is_playing=lambda: True)
+        self.action_manager = None
+        self.observation_manager = None
+
+    def set_actions(self, terms: Mapping[str, object]) -> None:
+        """Build Isaac Lab's ActionManager over action term cfgs, in order."""
+        cfg = types.SimpleNamespace(**terms)
+        self.action_manager = self.il.ActionManager(cfg, self)
+
+    def set_observations(self, groups: Mapping[str, object]) -> None:
+        """Build Isaac Lab's ObservationManager over {group name: ObservationGroupCfg}."""
+        self.observation_manager = self.il.ObservationManager(dict(groups), self)
+
+    def reset(self) -> None:
+        """Episode reset, in ManagerBasedEnv._reset_idx order (observations, then actions)."""
+        self.observation_manager.reset()
+        if self.action_manager is not None:
+            self.action_manager.reset()
+
+
+def group_cfg(il, terms: Mapping[str, object], **options) -> object:
+    """An ObservationGroupCfg with the given terms, in order (as a configclass subclass would)."""
+    group = il.ObservationGroupCfg()
+    group.concatenate_terms = True
+    group.enable_corruption = False
+    for key, value in options.items():
+        setattr(group, key, value)
+    for name, term in terms.items():
+        setattr(group, name, term)
+    return group
+
+
+def to_numpy(tensor) -> np.ndarray:
+    """First env of a (1, ...) tensor, as float32 numpy."""
+    return tensor[0].detach().cpu().numpy().astype(np.float32)
+
+
+def max_abs_diff(a, b) -> float:
+    """Largest |a - b| (NaN counts as an infinite difference unless both are NaN)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, f'shapes differ: Isaac Lab {a.shape}, workspace {b.shape}'
+    both_nan = np.isnan(a) & np.isnan(b)
+    diff = np.where(both_nan, 0.0, np.abs(a - b))
+    return float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+
+
+def report(row: str, function: str, diff: float, note: str = '') -> None:
+    """Print one line of the parity table (collected with ``pytest -s | grep ORACLE``)."""
+    print(f'ORACLE | {row} | {function} | {diff:.3g} | {note}')
