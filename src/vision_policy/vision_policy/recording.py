@@ -139,6 +139,23 @@ class RecordingInfo:
     tick_prefix: str = '/policy_inference/tick'
     node_parameters: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_core(cls, core, model_path: str | Path, input_topics: Mapping[str, str],
+                 robot_joint_names=(), tick_prefix: str = '/policy_inference/tick',
+                 node_parameters: Optional[Mapping[str, Any]] = None) -> 'RecordingInfo':
+        """Describe a recording of this core (card, model, terms, limits) and its topics."""
+        card = core.card
+        return cls(card_yaml=card.to_yaml(), card_name=card.name,
+                   model_path=str(Path(model_path).resolve()),
+                   model_sha256=file_sha256(model_path),
+                   joint_names=tuple(card.joint_names),
+                   robot_joint_names=tuple(n for n in robot_joint_names if n),
+                   action_joint_names=tuple(core.action_joint_names),
+                   control_dt=float(card.control_dt), input_topics=dict(input_topics),
+                   terms={k: tuple(np.shape(v)) for k, v in core.tick.terms.items()},
+                   limits={k: tuple(v) for k, v in asdict(core.limits).items()},
+                   tick_prefix=tick_prefix, node_parameters=dict(node_parameters or {}))
+
     def to_metadata(self) -> dict:
         """Return the MCAP metadata map (str -> str)."""
         data = asdict(self)

@@ -1,0 +1,438 @@
+"""
+Replay a recording through the pure ``PolicyCore``, offline and deterministically.
+
+Two kinds of file:
+
+* a recording of ``policy_inference`` (``record_path``): the input messages the node used
+  and its per-tick data (recording.py). Replay feeds the inputs, in the order the node
+  got them, to a core built from the recorded card and model (or ``--model`` /
+  ``--card``) and compares, tick by tick, every observation term, the raw action, the
+  targets and the command, bit for bit; it names the first tick and item that differs.
+* a bag of the raw topics (``ros2 bag record`` of the camera and joint states): no
+  per-tick data, so replay runs the node's own hold logic (monitor.py) on a timer of the
+  card's ``control_dt`` over the bag's receive times and reports what the node would have
+  commanded.
+
+Resets follow the node: the core starts fresh, and is reset before the first command
+after a hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .recording import (METADATA_NAME, OUTCOME_COMMAND, file_sha256, message_class,
+                        RecordingError, RecordingInfo, term_subtopic)
+
+IMAGE_TYPE, JOINTS_TYPE, ESTOP_TYPE = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/JointState',
+                                       'std_msgs/msg/Bool')
+
+
+# ---------------------------------------------------------------------------- reading
+class McapSource:
+    """An open MCAP file: its metadata, topic types and messages in file order."""
+
+    def __init__(self, path: str | Path):
+        from mcap.exceptions import McapError
+        from mcap.reader import make_reader
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RecordingError(f'{self.path}: no such file')
+        self._stream = open(self.path, 'rb')
+        try:
+            self._reader = make_reader(self._stream)
+            header = self._reader.get_header()
+            summary = self._reader.get_summary()
+            if summary is None:
+                raise RecordingError('no summary section')
+            self.metadata = {m.name: dict(m.metadata) for m in self._reader.iter_metadata()}
+        except (McapError, EOFError, ValueError, KeyError, OSError) as exc:
+            self._stream.close()
+            raise RecordingError(
+                f'{self.path}: not a complete MCAP file ({type(exc).__name__}: {exc}); it may '
+                f'be truncated (a recorder killed before it closed the file), or not MCAP'
+            ) from None
+        if header.profile != 'ros2':
+            raise RecordingError(f'{self.path}: MCAP profile {header.profile!r}, expected '
+                                 f"'ros2' (a rosbag2 or vision_policy recording)")
+        self.topics = {c.topic: summary.schemas[c.schema_id].name
+                       for c in summary.channels.values()}
+        self.counts = dict(summary.statistics.channel_message_counts) if \
+            summary.statistics else {}
+        self.channel_topics = {cid: c.topic for cid, c in summary.channels.items()}
+
+    @property
+    def info(self) -> Optional[RecordingInfo]:
+        """Return the recording's RecordingInfo, or None for a plain rosbag2 bag."""
+        data = self.metadata.get(METADATA_NAME)
+        return None if data is None else RecordingInfo.from_metadata(data, str(self.path))
+
+    def messages(self) -> Iterator[tuple]:
+        """Yield (topic, log_time_ns, sequence, cdr bytes) in file order (the node's order)."""
+        from mcap.exceptions import McapError
+        try:
+            for _, channel, message in self._reader.iter_messages(log_time_order=False):
+                yield channel.topic, message.log_time, message.sequence, message.data
+        except (McapError, EOFError, ValueError) as exc:
+            raise RecordingError(f'{self.path}: damaged while reading messages '
+                                 f'({type(exc).__name__}: {exc})') from None
+
+    def close(self) -> None:
+        """Close the file."""
+        self._stream.close()
+
+
+def _decode(cdr: bytes, type_name: str):
+    from rclpy.serialization import deserialize_message
+    return deserialize_message(cdr, message_class(type_name))
+
+
+# ---------------------------------------------------------------------------- policy
+@dataclass(frozen=True)
+class Policy:
+    """The core to replay through, and what it was built from."""
+
+    core: object
+    card: object
+    model_path: str
+    card_source: str
+
+
+def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optional[str],
+                where: str) -> Policy:
+    """Build the core: the recorded card and model unless --model / --card say otherwise."""
+    from .card import card_from_yaml
+    from .core import PolicyCore
+    from .runtime import load_policy, open_session, PolicyRuntime, RuntimeOptions
+
+    if model is None and info is None:
+        raise RecordingError(f'{where}: a bag without vision_policy per-tick data: give the '
+                             f'policy with --model (and --card if it is not beside it)')
+    threads = int((info.node_parameters.get('intra_op_threads', 1)) if info else 1)
+    options = RuntimeOptions(providers=('CPUExecutionProvider',), intra_op_threads=threads)
+    model_path = model or info.model_path
+    if model is None and card is None:
+        if not Path(model_path).is_file():
+            raise RecordingError(f'{where}: the recorded model {model_path} is not here; '
+                                 f'give it with --model')
+        if info.model_sha256 and file_sha256(model_path) != info.model_sha256:
+            raise RecordingError(f'{where}: {model_path} is not the model recorded (sha256 '
+                                 f'differs from {info.model_sha256[:12]}...); give the '
+                                 f'recorded one, or compare on purpose with --model')
+        session = open_session(model_path, options)
+        policy_card = card_from_yaml(info.card_yaml, f'{where} (recorded card)')
+        source = 'recorded card'
+    elif card is None and model is not None:
+        session, policy_card = load_policy(model_path, None, options)
+        source = f'card of {model_path}'
+    else:
+        session, policy_card = load_policy(model_path, card, options)
+        source = str(card)
+    if info is not None:
+        for label, recorded, now in (
+                ('joint_names', info.joint_names, tuple(policy_card.joint_names)),
+                ('action joint_names', info.action_joint_names,
+                 tuple(policy_card.action.joint_names))):
+            if recorded != now:
+                raise RecordingError(
+                    f'{where}: recorded with a card of {label} {list(recorded)}, but '
+                    f'{source} has {list(now)}: a recording from another robot or card')
+        limits = _limits(info.limits)
+    else:
+        limits = default_params().limits(policy_card)
+    core = PolicyCore(policy_card, lambda inputs: PolicyRuntime(session, policy_card, inputs),
+                      limits)
+    return Policy(core, policy_card, str(model_path), source)
+
+
+def default_params():
+    """Return the node's parameters at their defaults (a raw bag has no parameter file)."""
+    from .params import NodeParams, PARAMETERS
+    return NodeParams.from_values({p.name: p.default for p in PARAMETERS})
+
+
+def _limits(values: dict):
+    from .action import SafetyLimits
+    return SafetyLimits(**{k: tuple(v) for k, v in values.items()})
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Difference:
+    """The first tick whose replay differs from the recording."""
+
+    tick: int
+    item: str            # 'policy/joint_pos_rel', 'action_raw', 'targets', 'command', ...
+    index: int           # first differing element (flat index)
+    recorded: float
+    replayed: float
+    max_abs: float       # over the item at that tick
+
+    def __str__(self) -> str:
+        return (f'tick {self.tick}: {self.item}[{self.index}] recorded {self.recorded!r}, '
+                f'replayed {self.replayed!r} (max |difference| {self.max_abs:.3g} over '
+                f'{self.item})')
+
+
+@dataclass
+class ReplayResult:
+    """What a replay found; ``identical`` when every recorded command was reproduced."""
+
+    path: str
+    policy: str
+    ticks: int = 0
+    commands: int = 0            # commanded ticks compared (or computed, for a raw bag)
+    commands_identical: int = 0
+    holds: dict = field(default_factory=dict)   # outcome text -> ticks
+    max_abs: dict = field(default_factory=dict)  # item -> max |replayed - recorded|
+    first: Optional[Difference] = None
+    commanded: list = field(default_factory=list)  # raw bag: (log_time_ns, command)
+    raw_bag: bool = False
+
+    @property
+    def identical(self) -> bool:
+        """Return True if every compared tick matched bit for bit."""
+        return not self.raw_bag and self.first is None and self.commands > 0
+
+    def summary(self) -> str:
+        """Return a human-readable report."""
+        lines = [f'{self.path}: {self.ticks} ticks, policy {self.policy}']
+        if self.raw_bag:
+            lines.append(f'raw bag: the node would have sent {self.commands} commands')
+        else:
+            lines.append(f'commands reproduced bit for bit: {self.commands_identical} of '
+                         f'{self.commands}; max |command difference| '
+                         f'{self.max_abs.get("command", 0.0):.6g}')
+        for reason, count in sorted(self.holds.items()):
+            lines.append(f'held {count} ticks: {reason}')
+        differing = {k: v for k, v in self.max_abs.items() if v != 0.0}
+        if differing:
+            lines.append('max |difference| per item: ' + ', '.join(
+                f'{k} {v:.6g}' for k, v in differing.items()))
+        if self.first is not None:
+            lines.append(f'first difference: {self.first}')
+        return '\n'.join(lines)
+
+
+def _compare(result: ReplayResult, tick: int, item: str, recorded: np.ndarray,
+             replayed: np.ndarray) -> bool:
+    replayed = np.ascontiguousarray(replayed, dtype=recorded.dtype).reshape(-1)
+    if recorded.shape != replayed.shape:
+        raise RecordingError(f'tick {tick}: {item} has {recorded.size} values recorded, '
+                             f'{replayed.size} replayed: not the recorded card')
+    # Bit for bit: compare the bytes (NaN == NaN, 0.0 != -0.0), not the values.
+    bits = f'u{recorded.itemsize}'
+    unequal = np.flatnonzero(recorded.view(bits) != replayed.view(bits))
+    diff = np.abs(replayed.astype(np.float64) - recorded.astype(np.float64))
+    worst = float(np.nanmax(diff)) if diff.size else 0.0
+    result.max_abs[item] = max(result.max_abs.get(item, 0.0), worst)
+    same = unequal.size == 0
+    if not same and result.first is None:
+        i = int(unequal[0])
+        result.first = Difference(tick, item, i, float(recorded[i]), float(replayed[i]), worst)
+    return same
+
+
+# ---------------------------------------------------------------------------- replay
+class _Inputs:
+    """Feeds recorded input messages to the core as the node does."""
+
+    def __init__(self, policy: Policy, robot_joint_names):
+        from .core import JointMap
+        card = policy.card
+        self.core = policy.core
+        needs_vel = 'joint_vel' in self.core.needs
+        self.joints = JointMap(card.joint_names, robot_joint_names or None, needs_vel)
+        self.pos = np.zeros(len(card.joint_names))
+        self.vel = np.zeros(len(card.joint_names))
+
+    def image(self, msg) -> None:
+        from .image import view_image
+        view = view_image(msg.data, msg.width, msg.height, msg.encoding, msg.step,
+                          bool(msg.is_bigendian))
+        self.core.set_image(view, msg.encoding)
+
+    def joint_state(self, msg) -> None:
+        self.joints.extract(list(msg.name), msg.position, msg.velocity, self.pos, self.vel)
+
+    def source(self, name: str, msg) -> None:
+        from .sources import get_source
+        self.core.set_extras(get_source(name).read(msg))
+
+
+def replay_recording(path: str | Path, model: Optional[str] = None,
+                     card: Optional[str] = None) -> ReplayResult:
+    """Replay a file; see the module docstring. Raises RecordingError on unusable input."""
+    source = McapSource(path)
+    try:
+        info = source.info
+        policy = open_policy(info, model, card, str(path))
+        if info is None:
+            return _replay_raw_bag(source, policy)
+        return _replay_ticks(source, info, policy)
+    finally:
+        source.close()
+
+
+def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> ReplayResult:
+    from .core import NonFiniteError
+    result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}')
+    inputs = _Inputs(policy, info.robot_joint_names)
+    core = policy.core
+    kinds = {topic: kind for kind, topic in info.input_topics.items()}
+    prefix = info.tick_prefix + '/'
+    term_topics = {term_subtopic(key): key for key in info.terms}
+    tick_data: dict = {}
+    needs_reset = False
+    for topic, _, sequence, cdr in source.messages():
+        kind = kinds.get(topic)
+        if kind is not None:
+            msg = _decode(cdr, source.topics[topic])
+            if kind == 'image':
+                inputs.image(msg)
+            elif kind == 'joint_states':
+                inputs.joint_state(msg)
+            elif kind != 'estop':
+                inputs.source(kind, msg)
+            continue
+        if not topic.startswith(prefix):
+            continue
+        sub = topic[len(prefix):]
+        msg = _decode(cdr, source.topics[topic])
+        if sub != 'outcome':
+            tick_data[sub] = msg
+            continue
+        result.ticks += 1
+        if 'limits' in tick_data:
+            core.set_limits(_limits(json.loads(tick_data['limits'].data)))
+        if msg.data != OUTCOME_COMMAND:
+            result.holds[msg.data] = result.holds.get(msg.data, 0) + 1
+            needs_reset = True
+            tick_data = {}
+            continue
+        if needs_reset:
+            core.reset()
+            needs_reset = False
+        result.commands += 1
+        try:
+            core.step(inputs.pos, inputs.vel)
+        except NonFiniteError as exc:
+            if result.first is None:
+                result.first = Difference(sequence, f'non-finite {exc.where}', 0,
+                                          float('nan'), float('nan'), float('inf'))
+            needs_reset = True
+            tick_data = {}
+            continue
+        tick = core.tick
+        same = True
+        for sub_topic, key in term_topics.items():
+            recorded = np.array(tick_data[sub_topic].data, dtype=np.float32)
+            same &= _compare(result, sequence, key, recorded, tick.terms[key])
+        for item, value, dtype in (('action_raw', tick.raw, np.float32),
+                                   ('targets', tick.targets, np.float64),
+                                   ('command', tick.command, np.float64)):
+            recorded = np.array(tick_data[item].data, dtype=dtype)
+            same &= _compare(result, sequence, item, recorded, value)
+        result.commands_identical += int(same)
+        tick_data = {}
+    if result.ticks == 0:
+        raise RecordingError(f'{source.path}: no ticks recorded under {info.tick_prefix}')
+    return result
+
+
+def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
+    from .core import NonFiniteError
+    from .monitor import Ages, IMAGE, InputMonitor, JOINTS
+    from .sources import get_source, InputError
+    result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}',
+                          raw_bag=True)
+    core, card = policy.core, policy.card
+    by_type: dict = {}
+    for topic, type_name in source.topics.items():
+        by_type.setdefault(type_name, []).append(topic)
+    wanted = {JOINTS: JOINTS_TYPE}
+    if card.image is not None:
+        wanted[IMAGE] = IMAGE_TYPE
+    for name in sorted(core.needs - {'image', 'joint_vel'}):
+        wanted[name] = get_source(name).msg_type
+    kinds = {}
+    for name, type_name in wanted.items():
+        topics = by_type.get(type_name, [])
+        if len(topics) != 1:
+            raise RecordingError(f'{source.path}: {name} needs one {type_name} topic, found '
+                                 f'{topics or "none"} (topics: {sorted(source.topics)})')
+        kinds[topics[0]] = name
+    estop = by_type.get(ESTOP_TYPE, [])
+    if len(estop) == 1:
+        kinds[estop[0]] = 'estop'
+    inputs = _Inputs(policy, None)
+    monitor = InputMonitor([n for n in wanted])
+    params = default_params()
+    ages = Ages(params.max_image_age, params.max_joint_state_age, params.max_extra_age)
+    dt_ns = int(round(card.control_dt * 1e9))
+    next_tick = None
+    needs_reset = True
+
+    def tick(now_ns: int) -> None:
+        nonlocal needs_reset
+        result.ticks += 1
+        hold = monitor.decide(now_ns, ages)
+        if hold is None:
+            if needs_reset:
+                core.reset()
+                needs_reset = False
+            try:
+                command = core.step(inputs.pos, inputs.vel)
+                monitor.commanded()
+                result.commands += 1
+                result.commanded.append((now_ns, command.copy()))
+                return
+            except NonFiniteError as exc:
+                from .monitor import Hold, HoldReason
+                hold = Hold(HoldReason.NONFINITE_OBSERVATION if exc.where == 'observation'
+                            else HoldReason.NONFINITE_ACTION)
+        monitor.start_hold(hold)
+        needs_reset = True
+        result.holds[str(hold)] = result.holds.get(str(hold), 0) + 1
+
+    for topic, log_ns, _, cdr in source.messages():
+        kind = kinds.get(topic)
+        if kind is None:
+            continue
+        next_tick = log_ns if next_tick is None else next_tick
+        while next_tick <= log_ns:
+            tick(next_tick)
+            next_tick += dt_ns
+        monitor.observe_clock(log_ns)
+        msg = _decode(cdr, source.topics[topic])
+        if kind == 'estop':
+            monitor.estop = bool(msg.data)
+            continue
+        stamped = kind in (IMAGE, JOINTS) or get_source(kind).stamped
+        stamp = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                 if stamped else log_ns)
+        age_limit = {IMAGE: ages.image, JOINTS: ages.joint_state}.get(kind, ages.extra)
+        if monitor.check_stamp(kind, stamp, age_limit) is not None:
+            continue
+        try:
+            if kind == IMAGE:
+                inputs.image(msg)
+            elif kind == JOINTS:
+                inputs.joint_state(msg)
+                monitor.joints_valid = True
+            else:
+                inputs.source(kind, msg)
+        except (InputError, ValueError):
+            if kind == JOINTS:
+                monitor.joints_valid = False
+            continue
+        monitor.accept(kind, stamp)
+    if result.ticks == 0:
+        raise RecordingError(f'{source.path}: none of the topics the card needs '
+                             f'({sorted(wanted)}) has a message')
+    return result
