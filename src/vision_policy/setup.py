@@ -47,5 +47,18 @@ setup(
             'vision_policy_import = vision_policy.tools.import_isaaclab:main',
             'vision_policy_bench = vision_policy.tools.bench:main',
         ],
+        # The one registry (registry.py): built-in terms are registered exactly as a
+        # user's package registers its own.
+        'vision_policy.observation_terms': [
+            f'{name} = vision_policy.observation:{name.upper()}' for name in (
+                'joint_pos', 'joint_pos_rel', 'joint_vel', 'joint_vel_rel',
+                'joint_pos_limit_normalized', 'last_action', 'actions', 'image',
+                'base_ang_vel', 'projected_gravity', 'base_lin_vel', 'velocity_commands',
+                'generated_commands', 'height_scan', 'pose_command')],
+        'vision_policy.action_terms': [
+            f'{name} = vision_policy.action:{name.upper()}' for name in (
+                'joint_position', 'relative_joint_position', 'joint_velocity',
+                'binary_joint_position', 'joint_position_to_limits',
+                'ema_joint_position_to_limits', 'hold_default')],
     },
 )

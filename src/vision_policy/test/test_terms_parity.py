@@ -15,7 +15,8 @@ import pytest
 from vision_policy.card import card_from_dict, ImageSpec, TermSpec
 from vision_policy.image import ImagePipeline
 from vision_policy.observation import ExtraSourceError, gravity_in_body, \
-    ObservationBuilder, resolve_term, Sample, TERMS
+    ObservationBuilder, resolve_term, Sample
+from vision_policy.registry import load_registry
 
 JOINTS = ['j0', 'j1', 'j2']
 DEFAULTS = [0.1, -0.2, 0.3]
@@ -183,4 +184,5 @@ def test_terms_declare_what_they_need():
         'action': {'joint_names': JOINTS, 'scale': 1.0, 'offset': 0.0}})
     assert ObservationBuilder(wide).needs == {'imu', 'cmd_vel'}
     assert {'base_ang_vel', 'projected_gravity', 'base_lin_vel', 'velocity_commands',
-            'generated_commands', 'joint_pos_limit_normalized'} <= set(TERMS)
+            'generated_commands', 'joint_pos_limit_normalized'} <= \
+        set(load_registry().observation_terms)

@@ -80,14 +80,39 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class ActionTermSpec:
+    """
+    One action term: a slice of the network output -> targets for its joints.
+
+    ``type`` names a registered action term (registry.py); ``params`` are its
+    own fields, checked by that term at configure. ``clip`` is the target
+    range per joint ([lo, hi] each) when the term has one.
+    """
+
+    type: str  # noqa: A003 (the card field is called type)
+    joint_names: tuple
+    params: Mapping[str, Any] = field(default_factory=dict)
+    clip: Optional[tuple] = None
+    name: str = ''
+
+
+@dataclass(frozen=True)
 class ActionSpec:
-    """Network output → joint position targets: target = raw × scale + offset, then clip."""
+    """
+    Network output -> joint targets, by action terms in output order.
+
+    A card with one ``joint_position`` mapping (target = raw x scale + offset,
+    then clip) keeps ``scale``/``offset``/``clip`` here as before; a card with
+    ``action.terms`` lists several terms (``type: terms``), and ``clip`` is the
+    per-joint target range when every term gives one.
+    """
 
     joint_names: tuple
     scale: tuple
     offset: tuple
     clip: Optional[tuple] = None
     type: str = 'joint_position'  # noqa: A003 (the card field is called type)
+    terms: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,9 @@ class PolicyCard:
     # Pairs (state input name, matching output name) for recurrent policies.
     recurrent: tuple = ()
     format_version: int = FORMAT_VERSION
+    # The training actuators per joint (stiffness, damping, effort_limit, velocity_limit,
+    # delay_steps, ...): information for the robot's controller, not applied by the node.
+    actuators: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def group(self, name: str) -> GroupSpec:
         """Return the observation group called name."""
@@ -173,14 +201,30 @@ class PolicyCard:
                              'normalize': im.normalize, 'max_depth': im.max_depth,
                              'layout': im.layout}
         a = self.action
-        data['action'] = {'type': a.type, 'joint_names': list(a.joint_names),
-                          'scale': list(a.scale), 'offset': list(a.offset),
-                          'clip': None if a.clip is None else [list(c) for c in a.clip]}
+        if a.type == 'terms':
+            data['action'] = {'terms': [_action_term_dict(t) for t in a.terms]}
+        else:
+            data['action'] = {'type': a.type, 'joint_names': list(a.joint_names),
+                              'scale': list(a.scale), 'offset': list(a.offset),
+                              'clip': None if a.clip is None else [list(c) for c in a.clip]}
+        if self.actuators:
+            data['actuators'] = {j: dict(v) for j, v in self.actuators.items()}
         return data
 
     def to_yaml(self) -> str:
         """Return the card as YAML text."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def _action_term_dict(t: ActionTermSpec) -> dict:
+    out = {'type': t.type}
+    if t.name:
+        out['name'] = t.name
+    out['joint_names'] = list(t.joint_names)
+    out.update(_plain(dict(t.params)))
+    if t.clip is not None:
+        out['clip'] = [list(c) for c in t.clip]
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -348,34 +392,113 @@ def _image(data: Any) -> ImageSpec:
                      layout=layout)
 
 
-def _action(data: Any, joint_names: tuple, default_pos: tuple) -> ActionSpec:
-    f = _Fields(data, 'action')
-    kind = f.choice('type', ('joint_position',), 'joint_position')
-    names = _names(f.get('joint_names', list(joint_names), list), 'action.joint_names')
-    unknown = [n for n in names if n not in joint_names]
-    if unknown:
-        raise CardError(f'action.joint_names: {unknown} not in joint_names {list(joint_names)}')
+def _joint_position_fields(f: _Fields, names: tuple, joint_names: tuple,
+                           default_pos: tuple) -> tuple:
+    """(scale, offset, clip) of a joint_position mapping, one value per joint."""
     n = len(names)
     scale = f.get('scale', 1.0, (int, float, list))
     scale = (float(scale),) * n if isinstance(scale, (int, float)) else _floats(
-        scale, 'action.scale', n)
+        scale, f.path('scale'), n)
     offset = f.get('offset', 'default', (str, int, float, list))
     if offset == 'default':
         offset = tuple(default_pos[joint_names.index(j)] for j in names)
     elif isinstance(offset, str):
-        raise CardError(f"action.offset: expected 'default', a number or {n} numbers, "
+        raise CardError(f"{f.path('offset')}: expected 'default', a number or {n} numbers, "
                         f'found {offset!r}')
     elif isinstance(offset, (int, float)):
         offset = (float(offset),) * n
     else:
-        offset = _floats(offset, 'action.offset', n)
+        offset = _floats(offset, f.path('offset'), n)
+    return scale, offset, _clip_pairs(f, n)
+
+
+def _clip_pairs(f: _Fields, n: int) -> Optional[tuple]:
     clip = f.get('clip', None, list)
-    if clip is not None:
-        if len(clip) != n:
-            raise CardError(f'action.clip: expected {n} [lo, hi] pairs, found {len(clip)}')
-        clip = tuple(_range(c, f'action.clip[{i}]') for i, c in enumerate(clip))
+    if clip is None:
+        return None
+    if len(clip) != n:
+        raise CardError(f'{f.path("clip")}: expected {n} [lo, hi] pairs, found {len(clip)}')
+    return tuple(_range(c, f'{f.path("clip")}[{i}]') for i, c in enumerate(clip))
+
+
+def _action_joints(f: _Fields, joint_names: tuple, default: Any = ...) -> tuple:
+    names = _names(f.get('joint_names', default, list), f.path('joint_names'))
+    unknown = [n for n in names if n not in joint_names]
+    if unknown:
+        raise CardError(f'{f.path("joint_names")}: {unknown} not in joint_names '
+                        f'{list(joint_names)}')
+    return names
+
+
+def _action_term(data: Any, where: str, joint_names: tuple,
+                 default_pos: tuple) -> ActionTermSpec:
+    f = _Fields(data, where)
+    kind = f.get('type', kind=str)
+    label = f.get('name', '', str)
+    names = _action_joints(f, joint_names)
+    if kind == 'joint_position':
+        scale, offset, clip = _joint_position_fields(f, names, joint_names, default_pos)
+        params = {'scale': scale, 'offset': offset}
+    else:
+        clip = _clip_pairs(f, len(names))
+        # The term's own fields; the registered action term checks them at configure.
+        own = ('type', 'name', 'joint_names', 'clip')
+        params = {k: v for k, v in data.items() if k not in own}
+        f.used.update(params)
     f.finish()
-    return ActionSpec(joint_names=names, scale=scale, offset=offset, clip=clip, type=kind)
+    return ActionTermSpec(type=kind, joint_names=names, params=params, clip=clip, name=label)
+
+
+def _action(data: Any, joint_names: tuple, default_pos: tuple) -> ActionSpec:
+    f = _Fields(data, 'action')
+    if 'terms' in data:
+        terms_data = f.get('terms', kind=list)
+        f.finish()
+        if not terms_data:
+            raise CardError('action.terms: expected at least one action term')
+        terms = tuple(_action_term(t, f'action.terms[{i}]', joint_names, default_pos)
+                      for i, t in enumerate(terms_data))
+        names = tuple(j for t in terms for j in t.joint_names)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise CardError(f'action.terms: joint(s) {dup} driven by more than one term')
+        clip = None
+        if all(t.clip is not None for t in terms):
+            clip = tuple(c for t in terms for c in t.clip)
+        return ActionSpec(joint_names=names, scale=(), offset=(), clip=clip, type='terms',
+                          terms=terms)
+    kind = f.choice('type', ('joint_position',), 'joint_position')
+    names = _action_joints(f, joint_names, list(joint_names))
+    scale, offset, clip = _joint_position_fields(f, names, joint_names, default_pos)
+    f.finish()
+    term = ActionTermSpec(type='joint_position', joint_names=names,
+                          params={'scale': scale, 'offset': offset}, clip=clip)
+    return ActionSpec(joint_names=names, scale=scale, offset=offset, clip=clip, type=kind,
+                      terms=(term,))
+
+
+ACTUATOR_FIELDS = ('type', 'stiffness', 'damping', 'effort_limit', 'velocity_limit',
+                   'armature', 'friction', 'delay_steps', 'min_delay_steps')
+
+
+def _actuators(data: Any, joint_names: tuple) -> Mapping[str, Mapping[str, Any]]:
+    """Per joint actuator fields (numbers, or type: the Isaac Lab actuator class)."""
+    f = _Fields(data, 'actuators')
+    out = {}
+    for joint in data:
+        where = f'actuators.{joint}'
+        if joint not in joint_names:
+            raise CardError(f'{where}: {joint!r} is not in joint_names')
+        fields = _Fields(f.get(joint, kind=Mapping), where)
+        entry = {}
+        for key in ACTUATOR_FIELDS:
+            value = fields.get(key, None, str if key == 'type' else (int, float))
+            if value is not None:
+                entry[key] = value if key == 'type' else float(value)
+        fields.finish()
+        out[joint] = entry
+    f.finish()
+    return out
 
 
 def _input(data: Any, where: str) -> InputSpec:
@@ -421,11 +544,12 @@ def card_from_dict(data: Any) -> PolicyCard:
     action_output = f.get('action_output', 'actions', str)
     recurrent = tuple(tuple(_names(pair, f'recurrent[{i}]'))
                       for i, pair in enumerate(f.get('recurrent', [], list)))
+    actuators = _actuators(f.get('actuators', {}, Mapping), joint_names)
     f.finish()
     card = PolicyCard(name=name, control_dt=control_dt, joint_names=joint_names,
                       default_joint_pos=default_pos, inputs=inputs, action_output=action_output,
                       groups=groups, action=action, image=image, recurrent=recurrent,
-                      format_version=version)
+                      format_version=version, actuators=actuators)
     _check_wiring(card)
     return card
 

@@ -1,9 +1,10 @@
 """
 Observation terms and the builder that fills the model inputs, as Isaac Lab does.
 
-Each term is one small pure function, looked up by name in ``TERMS``. A term
-factory receives the card and the term's ``params`` once, resolves everything it
-can (joint indices, defaults), and returns a ``Term``: its output shape and a
+Each term is one small pure function, registered by name (registry.py: the
+built-in terms below through vision_policy's own entry points, a user's through
+theirs). A term's ``make(card, params)`` runs once, resolves everything it can
+(joint indices, defaults), and returns a ``Term``: its output shape and a
 ``compute(sample, out)`` that writes into a preallocated buffer.
 
 The builder applies Isaac Lab's observation-manager order per term:
@@ -13,13 +14,14 @@ declaration order. Noise is a training-time corruption and is not applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from .card import CardError, GroupSpec, PolicyCard, TermSpec
+from .registry import joints_width, load_registry, OBSERVATION_GROUP, ObservationTerm, \
+    PluginError, Registry, WidthContext
 
 
 @dataclass
@@ -39,10 +41,10 @@ class Sample:
 class Term:
     """A resolved observation term: output shape and a function that fills it."""
 
-    shape: tuple
+    shape: Optional[tuple]   # None: the width its definition declares, flat
     compute: Callable[[Sample, np.ndarray], None]
-    # What the term reads: 'image', 'joint_vel', or a source name (sources.py); the node
-    # subscribes only to what the card's terms need and holds when one is stale.
+    # What the term reads: 'image', 'joint_vel', or a source name (sources.py), copied
+    # from its registered definition; the node subscribes only to what the card needs.
     needs: tuple = ()
 
     @property
@@ -74,7 +76,7 @@ def _joint_term(card: PolicyCard, params: Mapping, source: str, subtract: Option
         np.take(getattr(sample, source), idx, out=out)
         if ref is not None:
             out -= ref
-    return Term((len(idx),), compute, ('joint_vel',) if source == 'joint_vel' else ())
+    return Term((len(idx),), compute)
 
 
 def joint_pos(card: PolicyCard, params: Mapping) -> Term:
@@ -99,11 +101,10 @@ def joint_vel_rel(card: PolicyCard, params: Mapping) -> Term:
 
 def last_action(card: PolicyCard, params: Mapping) -> Term:
     """Observe the raw network output of the previous tick (zeros after a reset)."""
-    width = len(card.action.joint_names)
-
     def compute(sample: Sample, out: np.ndarray) -> None:
         out[:] = sample.last_action
-    return Term((width,), compute)
+    # The raw action width (zero-width action terms excluded) is the declared width.
+    return Term(None, compute)
 
 
 def image(card: PolicyCard, params: Mapping) -> Term:
@@ -116,7 +117,7 @@ def image(card: PolicyCard, params: Mapping) -> Term:
 
     def compute(sample: Sample, out: np.ndarray) -> None:
         out[...] = sample.image
-    return Term(shape, compute, ('image',))
+    return Term(shape, compute)
 
 
 # --- Robot-state terms (Isaac Lab import): values arrive in Sample.extras ----------------
@@ -135,19 +136,19 @@ def _extra(sample: Sample, key: str) -> np.ndarray:
     return value
 
 
-def _extra_term(key: str, source: str) -> Callable[[PolicyCard, Mapping], Term]:
+def _extra_term(key: str) -> Callable[[PolicyCard, Mapping], Term]:
     def factory(card: PolicyCard, params: Mapping) -> Term:
         def compute(sample: Sample, out: np.ndarray) -> None:
             out[:] = _extra(sample, key)
-        return Term((3,), compute, (source,))
+        return Term((3,), compute)
     return factory
 
 
-base_ang_vel = _extra_term('imu_angular_velocity', 'imu')
+base_ang_vel = _extra_term('imu_angular_velocity')
 base_ang_vel.__doc__ = 'Base angular velocity in the body frame (IMU angular_velocity).'
-base_lin_vel = _extra_term('base_lin_vel', 'odom')
+base_lin_vel = _extra_term('base_lin_vel')
 base_lin_vel.__doc__ = 'Base linear velocity in the body frame (Odometry twist.linear).'
-velocity_commands = _extra_term('velocity_command', 'cmd_vel')
+velocity_commands = _extra_term('velocity_command')
 velocity_commands.__doc__ = 'Base velocity command [vx, vy, wz] (Twist linear.x/.y, angular.z).'
 
 
@@ -164,7 +165,7 @@ def projected_gravity(card: PolicyCard, params: Mapping) -> Term:
     """Observe the unit gravity direction in the body frame, from the IMU orientation."""
     def compute(sample: Sample, out: np.ndarray) -> None:
         gravity_in_body(_extra(sample, 'imu_orientation'), out)
-    return Term((3,), compute, ('imu',))
+    return Term((3,), compute)
 
 
 def joint_pos_limit_normalized(card: PolicyCard, params: Mapping) -> Term:
@@ -184,44 +185,176 @@ def joint_pos_limit_normalized(card: PolicyCard, params: Mapping) -> Term:
     return Term((len(idx),), compute)
 
 
-TERMS: Mapping[str, Callable[[PolicyCard, Mapping], Term]] = MappingProxyType({
-    'joint_pos': joint_pos,
-    'joint_pos_rel': joint_pos_rel,
-    'joint_vel': joint_vel,
-    'joint_vel_rel': joint_vel_rel,
-    'last_action': last_action,
-    'actions': last_action,
-    'image': image,
-    'joint_pos_limit_normalized': joint_pos_limit_normalized,
-    'base_ang_vel': base_ang_vel,
-    'projected_gravity': projected_gravity,
-    'base_lin_vel': base_lin_vel,
-    'velocity_commands': velocity_commands,
-    'generated_commands': velocity_commands,
-})
+def height_scan(card: PolicyCard, params: Mapping) -> Term:
+    """
+    Isaac Lab ``height_scan``: sensor height above each ray hit, minus ``offset``.
 
-def resolve_term(card: PolicyCard, spec: TermSpec, where: str) -> Term:
-    """Look a term up by name and resolve it against the card."""
-    factory = TERMS.get(spec.name)
-    if factory is None:
-        raise CardError(f'{where}: unknown observation term {spec.name!r}; known terms: '
-                        f'{sorted(TERMS)}')
+    The ``height_map`` source gives a grid of hit heights in the sensor frame,
+    rows along y and columns along x (``height_map`` extras, shape (ny, nx));
+    the term writes ``-z - offset`` in the card's grid ``ordering`` (Isaac
+    Lab's GridPattern: 'xy' = x fastest, 'yx' = y fastest). A ray with no hit
+    (NaN/Inf) reads as Isaac Lab's miss, -inf, which the term's clip bounds.
+    """
+    nx, ny = grid_shape(params)
+    offset = np.float32(params.get('offset', 0.5))
+    ordering = params.get('ordering', 'xy')
+    if ordering not in ('xy', 'yx'):
+        raise CardError(f"params.ordering: expected 'xy' or 'yx', found {ordering!r}")
+
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        grid = _extra(sample, 'height_map')
+        if grid.shape != (ny, nx):
+            raise ExtraSourceError(f'height_scan: the height map has shape {grid.shape}, the '
+                                   f'card grid is (ny, nx) = ({ny}, {nx})')
+        ordered = grid if ordering == 'xy' else grid.T
+        np.negative(ordered.reshape(-1), out=out)
+        out[~np.isfinite(out)] = -np.inf
+        out -= offset
+    return Term((nx * ny,), compute)
+
+
+def grid_shape(params: Mapping) -> tuple:
+    """(nx, ny) rays of an Isaac Lab GridPattern with params size [lx, ly] and resolution."""
+    size, res = params.get('size'), params.get('resolution')
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and
+            all(isinstance(v, (int, float)) and v >= 0 for v in size)):
+        raise CardError(f'params.size: expected [length_x, width_y] in metres, found {size!r}')
+    if not isinstance(res, (int, float)) or res <= 0:
+        raise CardError(f'params.resolution: expected metres > 0, found {res!r}')
+    # The same arithmetic as torch.arange(-l/2, l/2 + 1e-9, res) in Isaac Lab's grid_pattern.
+    return tuple(len(np.arange(-v / 2, v / 2 + 1.0e-9, res)) for v in size)
+
+
+def pose_command(card: PolicyCard, params: Mapping) -> Term:
+    """
+    Isaac Lab ``UniformPoseCommand``: target pose in the robot base frame.
+
+    Seven values (x, y, z, qw, qx, qy, qz) from a ``geometry_msgs/PoseStamped``
+    expressed in the base frame; ``make_quat_unique`` makes qw >= 0 as training did.
+    """
+    unique = bool(params.get('make_quat_unique', False))
+
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        out[:] = _extra(sample, 'pose_command')
+        if unique and out[3] < 0.0:
+            out[3:] *= -1.0
+    return Term((7,), compute)
+
+
+def _isaaclab(*funcs: str) -> tuple:
+    return tuple(f'isaaclab.envs.mdp.observations:{f}' for f in funcs)
+
+
+def _image_width(ctx: WidthContext, params: Mapping) -> int:
+    return ctx.image_size
+
+
+def _action_width(ctx: WidthContext, params: Mapping) -> int:
+    return ctx.action_width
+
+
+def _grid_width(ctx: WidthContext, params: Mapping) -> int:
+    nx, ny = grid_shape(params)
+    return nx * ny
+
+
+_VELOCITY_COMMANDS = tuple(f'isaaclab.envs.mdp.commands.velocity_command:{c}' for c in (
+    'UniformVelocityCommand', 'NormalVelocityCommand'))
+
+# The built-in terms, each registered under its name in setup.py's entry points (group
+# vision_policy.observation_terms), exactly as a user's own terms are.
+JOINT_POS = ObservationTerm('joint_pos', joint_pos, joints_width,
+                            isaaclab_funcs=_isaaclab('joint_pos'))
+JOINT_POS_REL = ObservationTerm('joint_pos_rel', joint_pos_rel, joints_width,
+                                isaaclab_funcs=_isaaclab('joint_pos_rel'))
+JOINT_VEL = ObservationTerm('joint_vel', joint_vel, joints_width, needs=('joint_vel',),
+                            isaaclab_funcs=_isaaclab('joint_vel'))
+JOINT_VEL_REL = ObservationTerm('joint_vel_rel', joint_vel_rel, joints_width,
+                                needs=('joint_vel',), isaaclab_funcs=_isaaclab('joint_vel_rel'))
+JOINT_POS_LIMIT_NORMALIZED = ObservationTerm(
+    'joint_pos_limit_normalized', joint_pos_limit_normalized, joints_width,
+    isaaclab_funcs=_isaaclab('joint_pos_limit_normalized'))
+LAST_ACTION = ObservationTerm('last_action', last_action, _action_width,
+                              isaaclab_funcs=_isaaclab('last_action'))
+ACTIONS = ObservationTerm('actions', last_action, _action_width, doc='alias of last_action')
+IMAGE = ObservationTerm('image', image, _image_width, needs=('image',),
+                        isaaclab_funcs=_isaaclab('image'))
+BASE_ANG_VEL = ObservationTerm('base_ang_vel', base_ang_vel, 3, needs=('imu',),
+                               isaaclab_funcs=_isaaclab('base_ang_vel', 'imu_ang_vel'))
+PROJECTED_GRAVITY = ObservationTerm(
+    'projected_gravity', projected_gravity, 3, needs=('imu',),
+    isaaclab_funcs=_isaaclab('projected_gravity', 'imu_projected_gravity'))
+BASE_LIN_VEL = ObservationTerm('base_lin_vel', base_lin_vel, 3, needs=('odom',),
+                               isaaclab_funcs=_isaaclab('base_lin_vel'))
+VELOCITY_COMMANDS = ObservationTerm('velocity_commands', velocity_commands, 3,
+                                    needs=('cmd_vel',), isaaclab_commands=_VELOCITY_COMMANDS)
+GENERATED_COMMANDS = ObservationTerm('generated_commands', velocity_commands, 3,
+                                     needs=('cmd_vel',), doc='alias of velocity_commands')
+HEIGHT_SCAN = ObservationTerm('height_scan', height_scan, _grid_width, needs=('height_map',),
+                              isaaclab_funcs=_isaaclab('height_scan'))
+POSE_COMMAND = ObservationTerm(
+    'pose_command', pose_command, 7, needs=('pose_command',),
+    isaaclab_commands=('isaaclab.envs.mdp.commands.pose_command:UniformPoseCommand',))
+
+
+class TermError(ValueError):
+    """An observation term failed at run time; the message names the term and its plugin."""
+
+
+def width_context(card: PolicyCard, registry: Registry) -> WidthContext:
+    """Return what term widths depend on, for this card."""
+    image_size = 0
+    if card.image is not None:
+        image_size = card.image.channels * card.image.height * card.image.width
+    width = 0
+    for i, spec in enumerate(card.action.terms):
+        width += registry.action_term(spec.type, f'action.terms[{i}]').width(spec)
+    return WidthContext(card.joint_names, width, image_size)
+
+
+def resolve_term(card: PolicyCard, spec: TermSpec, where: str,
+                 registry: Optional[Registry] = None) -> Term:
+    """
+    Look a term up in the registry and resolve it against the card.
+
+    Raises CardError for bad card params and PluginError when the term is
+    unknown, its plugin failed to load, ``make`` raised, or the term's shape
+    differs from the width it declares.
+    """
+    registry = registry if registry is not None else load_registry()
+    definition = registry.observation_term(spec.name, where)
+    origin = registry.origin(OBSERVATION_GROUP, spec.name)
     try:
-        term = factory(card, spec.params)
+        term = definition.make(card, spec.params)
+        declared = definition.width_for(width_context(card, registry), spec.params)
     except CardError as exc:
         raise CardError(f'{where}: {exc}') from None
+    except Exception as exc:  # noqa: B902 (a plugin may raise anything; configure reports it)
+        raise PluginError(f'{where}: observation term {spec.name!r} ({origin}) raised '
+                          f'{type(exc).__name__} at configure: {exc}') from None
+    if isinstance(term, Term) and term.shape is None:
+        term = replace(term, shape=(declared,))
+    if not isinstance(term, Term) or term.size != declared:
+        found = f'shape {list(term.shape)}' if isinstance(term, Term) else type(term).__name__
+        raise PluginError(f'{where}: observation term {spec.name!r} ({origin}) made {found}, '
+                          f'expected an observation.Term of the declared width {declared}')
     for label, values in (('scale', spec.scale),):
         if values is not None and len(values) not in (1, term.size):
             raise CardError(f'{where}.{label}: expected 1 or {term.size} values, '
                             f'found {len(values)}')
-    return term
+    return replace(term, needs=tuple(definition.needs))
 
 
 class _TermSlot:
     """One term inside a group: buffers for its value and its history."""
 
-    def __init__(self, term: Term, spec: TermSpec, history: int):
+    def __init__(self, term: Term, spec: TermSpec, history: int, name: str,
+                 plugin: Optional[str]):
         self.term = term
+        # A plugin's output is checked term by term so that the hold reason names it; the
+        # built-in terms are left to the core's check of the whole input.
+        self.label = f'{name!r}' + (f' ({plugin})' if plugin else '')
+        self.check = plugin is not None
         self.value = np.zeros(term.shape, dtype=np.float32)
         self.clip = spec.clip
         scale = spec.scale
@@ -236,7 +369,16 @@ class _TermSlot:
         self.out_size = term.size * max(history, 1)
 
     def update(self, sample: Sample, out: np.ndarray) -> None:
-        self.term.compute(sample, self.value)
+        try:
+            self.term.compute(sample, self.value)
+        except ExtraSourceError:
+            raise
+        except Exception as exc:  # noqa: B902 (a plugin may raise anything: hold, not crash)
+            raise TermError(f'observation term {self.label} raised {type(exc).__name__}: '
+                            f'{exc}') from None
+        if self.check and not np.all(np.isfinite(self.value)):
+            raise TermError(f'observation term {self.label} returned NaN/Inf: '
+                            f'{self.value.reshape(-1)[:8].tolist()}')
         if self.clip is not None:
             np.clip(self.value, self.clip[0], self.clip[1], out=self.value)
         if self.scale is not None:
@@ -261,8 +403,9 @@ class _TermSlot:
 class ObservationBuilder:
     """Fills one preallocated array per model input from the latest sample."""
 
-    def __init__(self, card: PolicyCard):
+    def __init__(self, card: PolicyCard, registry: Optional[Registry] = None):
         self.card = card
+        self.registry = registry if registry is not None else load_registry()
         self.inputs = {}
         self._groups = []
         # 'group/term' -> the term's latest value after clip and scale (for recordings).
@@ -296,12 +439,14 @@ class ObservationBuilder:
         slots = []
         for i, spec in enumerate(group.terms):
             where = f'observations.{group.name}.terms[{i}]'
-            term = resolve_term(self.card, spec, where)
+            term = resolve_term(self.card, spec, where, self.registry)
             history = group.term_history(spec)
             if history and not group.flatten_history_dim and len(group.terms) > 1:
                 raise CardError(f'observations.{group.name}: flatten_history_dim: false is '
                                 f'supported for single-term groups only')
-            slots.append(_TermSlot(term, spec, history))
+            builtin = self.registry.is_builtin(OBSERVATION_GROUP, spec.name)
+            origin = self.registry.origin(OBSERVATION_GROUP, spec.name)
+            slots.append(_TermSlot(term, spec, history, spec.name, None if builtin else origin))
         return slots
 
     @property
