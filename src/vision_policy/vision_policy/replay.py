@@ -26,7 +26,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .recording import (METADATA_NAME, OUTCOME_COMMAND, file_sha256, message_class,
+from .recording import (file_sha256, message_class, METADATA_NAME, OUTCOME_COMMAND,
                         RecordingError, RecordingInfo, term_subtopic)
 
 IMAGE_TYPE, JOINTS_TYPE, ESTOP_TYPE = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/JointState',
@@ -371,7 +371,7 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
     if len(estop) == 1:
         kinds[estop[0]] = 'estop'
     inputs = _Inputs(policy, None)
-    monitor = InputMonitor([n for n in wanted])
+    monitor = InputMonitor(list(wanted))
     params = default_params()
     ages = Ages(params.max_image_age, params.max_joint_state_age, params.max_extra_age)
     dt_ns = int(round(card.control_dt * 1e9))
@@ -400,14 +400,17 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
         needs_reset = True
         result.holds[str(hold)] = result.holds.get(str(hold), 0) + 1
 
+    last_ns = None
     for topic, log_ns, _, cdr in source.messages():
         kind = kinds.get(topic)
         if kind is None:
             continue
+        # A tick sees every message received up to and including its time.
         next_tick = log_ns if next_tick is None else next_tick
-        while next_tick <= log_ns:
+        while next_tick < log_ns:
             tick(next_tick)
             next_tick += dt_ns
+        last_ns = log_ns
         monitor.observe_clock(log_ns)
         msg = _decode(cdr, source.topics[topic])
         if kind == 'estop':
@@ -432,6 +435,8 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
                 monitor.joints_valid = False
             continue
         monitor.accept(kind, stamp)
+    if last_ns is not None and next_tick <= last_ns:
+        tick(next_tick)
     if result.ticks == 0:
         raise RecordingError(f'{source.path}: none of the topics the card needs '
                              f'({sorted(wanted)}) has a message')
