@@ -150,7 +150,8 @@ class ImagePipeline:
         plane = src[:, :, 0]
         if encoding == '16UC1':
             metres = plane.astype(np.float32)
-            metres *= np.float32(0.001)  # millimetres -> metres
+            # millimetres -> metres; dividing rounds once (x 0.001f is 1-2 ulp off the metres)
+            metres /= np.float32(1000.0)
         else:
             metres = np.array(plane, dtype=np.float32)
         # Isaac Lab's image term: inf -> 0; NaN (no return) is treated the same here.
