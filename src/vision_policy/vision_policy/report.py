@@ -1,6 +1,8 @@
 """
-A recording's report: did any observation leave its training range, how long was the robot
-held and why, how old were the images, how regular were the ticks.
+A recording's report: terms against training ranges, holds, image age, tick jitter.
+
+Did any observation leave its training range, how long was the robot held and why, how
+old were the images, how regular were the ticks.
 
 ``summarise`` streams one vision_policy recording (recording.py) and returns a
 ``Report``; ``plot`` draws it as one PNG. Per term the range of every element is set
