@@ -118,6 +118,12 @@ class ReachArmSim:
         self.joint_limits = np.array([self.model.joint(n).range for n in JOINT_NAMES])
         self._mocap_id = self.model.body(TARGET_BODY).mocapid[0]
         self._camera_id = self.model.camera(CAMERA_NAME).id
+        # Nominal camera pose and light intensities, for the rehearsal perturbation hooks.
+        self._camera_nominal = (self.model.cam_pos[self._camera_id].copy(),
+                                self.model.cam_quat[self._camera_id].copy())
+        self._light_nominal = (self.model.light_diffuse.copy(),
+                               self.model.vis.headlight.ambient.copy(),
+                               self.model.vis.headlight.diffuse.copy())
         self._renderer = None
         self._rng = np.random.default_rng(seed)
         self.episode = -1
@@ -258,6 +264,43 @@ class ReachArmSim:
                     f'MUJOCO_GL=osmesa (libosmesa6) before mujoco is imported') from err
         self._renderer.update_scene(self.data, camera=self._camera_id)
         return self._renderer.render()
+
+    # -- perturbations (rehearsal of what a real robot does to a policy) ----------------
+
+    def set_camera_offset(self, offset=(0.0, 0.0, 0.0), rotation_deg=(0.0, 0.0, 0.0)) -> None:
+        """
+        Move scene_camera from its nominal pose: offset (m, world) and rotation (degrees).
+
+        The rotation turns the camera about its own x, y, z axes in that order (MuJoCo's
+        camera frame: x right, y up, z backward). Zero offset and rotation restore the
+        nominal pose.
+        """
+        offset = np.asarray(offset, dtype=float).reshape(-1)
+        angles = np.radians(np.asarray(rotation_deg, dtype=float).reshape(-1))
+        if offset.shape != (3,) or angles.shape != (3,) or not (
+                np.all(np.isfinite(offset)) and np.all(np.isfinite(angles))):
+            raise ValueError(f'ReachArmSim.set_camera_offset: offset {offset.tolist()}, '
+                             f'rotation_deg {np.degrees(angles).tolist()}: expected 3 finite '
+                             f'values each')
+        pos, quat = self._camera_nominal
+        turned = quat.copy()
+        for axis, angle in zip(np.eye(3), angles):
+            step, out = np.zeros(4), np.zeros(4)
+            mujoco.mju_axisAngle2Quat(step, axis, angle)
+            mujoco.mju_mulQuat(out, turned, step)
+            turned = out
+        self.model.cam_pos[self._camera_id] = pos + offset
+        self.model.cam_quat[self._camera_id] = turned
+        mujoco.mj_forward(self.model, self.data)
+
+    def set_lighting(self, scale: float = 1.0) -> None:
+        """Scale every light and the headlight from their nominal intensity (1.0 restores)."""
+        if not (math.isfinite(scale) and scale >= 0.0):
+            raise ValueError(f'ReachArmSim.set_lighting: scale {scale!r}, expected >= 0')
+        diffuse, ambient, head = self._light_nominal
+        self.model.light_diffuse[:] = np.clip(diffuse * scale, 0.0, 1.0)
+        self.model.vis.headlight.ambient[:] = np.clip(ambient * scale, 0.0, 1.0)
+        self.model.vis.headlight.diffuse[:] = np.clip(head * scale, 0.0, 1.0)
 
     def close(self) -> None:
         """Free the GL context (call from the thread that rendered)."""
