@@ -74,8 +74,8 @@ def run_twin_episodes(model_path: str | Path, episodes: int, seed: int = 0,
                 frame = sim.render()
                 next_image = max(next_image + image_every, now)
             if step % n == 0:
-                image = core.pipeline.process(frame, 'rgb8')
-                pending = (step + command_delay_steps, core.step(q, qd, image).copy())
+                core.set_image(frame, 'rgb8')
+                pending = (step + command_delay_steps, core.step(q, qd).copy())
                 if first is None and sim.ee_distance < task.tolerance:
                     first = step // n
             if pending is not None and step == pending[0]:

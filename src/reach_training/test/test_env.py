@@ -95,8 +95,9 @@ def test_observations_and_commands_equal_policy_core(rendering, card):
     try:
         for raw in actions:
             inputs = env.observation()
-            command = core.step(env.joint_pos, env.joint_vel, env.image)
-            for name, array in core.builder.inputs.items():
+            core.set_image(env.renderer.tile(env.slot), 'rgb8')
+            command = core.step(env.joint_pos, env.joint_vel)
+            for name, array in core.tick.inputs.items():
                 np.testing.assert_array_equal(inputs[name], array)
             env.step(raw)
             np.testing.assert_allclose(env.last_command, command, atol=1e-12)
@@ -178,4 +179,4 @@ def test_worker_processes_equal_in_process(rendering, card_path):
 def test_make_core_matches_node_defaults(card_path, card):
     core = make_core(card_path.with_suffix('.onnx'), TaskConfig())
     assert core.card == card
-    np.testing.assert_allclose(core.safety.max_step, 0.1)
+    np.testing.assert_allclose(core.limits.max_step, 0.1)

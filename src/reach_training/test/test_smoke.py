@@ -27,10 +27,11 @@ def test_smoke_training_learns_and_exports(rendering, card_path, card, tmp_path)
     env = ReachEnv(card, TaskConfig(), RandomizationConfig(), seed=9)
     try:
         inputs = env.observation()
-        core.step(env.joint_pos, env.joint_vel, env.image)
+        core.set_image(env.renderer.tile(env.slot), 'rgb8')
+        core.step(env.joint_pos, env.joint_vel)
         with torch.no_grad():
             expected = policy(torch.from_numpy(inputs['obs']),
                               torch.from_numpy(inputs['image'])).numpy().reshape(-1)
-        np.testing.assert_allclose(core.raw, expected, atol=1e-4)
+        np.testing.assert_allclose(core.tick.raw, expected, atol=1e-4)
     finally:
         env.close()

@@ -129,8 +129,8 @@ class Fuzzer:
     def processed(self, key):
         """Count messages the node has finished with: accepted plus rejected."""
         node = self.rig.node
-        accepted = node._image_seq if key == 'images' else node._joint_seq
-        return accepted + getattr(node.counters, f'{key}_rejected')
+        accepted = node.monitor.seq('image' if key == 'images' else 'joint_states')
+        return accepted + getattr(node.stats.counters, f'{key}_rejected')
 
     def check_commands(self):
         received = self.rig.received
@@ -158,8 +158,8 @@ def fuzzer(model_path):
     fz = Fuzzer(rig)
     yield fz
     figures = dict(fz.figures)
-    figures['images_rejected'] = rig.node.counters.images_rejected
-    figures['joint_states_rejected'] = rig.node.counters.joint_states_rejected
+    figures['images_rejected'] = rig.node.stats.counters.images_rejected
+    figures['joint_states_rejected'] = rig.node.stats.counters.joint_states_rejected
     figures['crashes'] = 0 if harness._thread.is_alive() else 1
     print(f'\nnode fuzz figures: {figures}')
     harness.close()
@@ -177,9 +177,9 @@ def test_node_survives_fuzzed_topics(fuzzer, cases):
     assert fuzzer.rig.h._thread.is_alive(), 'the executor thread died'
     assert node._state_machine.current_state[1] == 'active'
     assert f['outside_limits'] == 0 and f['over_step'] == 0, f
-    assert node.counters.images_rejected == f['bad_images'], f
-    assert node.counters.joint_states_rejected == f['bad_joint_states'], f
-    assert node.counters.nonfinite_observations == 0
+    assert node.stats.counters.images_rejected == f['bad_images'], f
+    assert node.stats.counters.joint_states_rejected == f['bad_joint_states'], f
+    assert node.stats.counters.nonfinite_observations == 0
 
 
 def test_node_still_commands_after_fuzzing(fuzzer):
@@ -190,6 +190,6 @@ def test_node_still_commands_after_fuzzing(fuzzer):
     for _ in range(3):
         rig.send_image(img)
         Harness.wait_for(lambda: len(rig.received) > n, timeout=1.0)
-    assert len(rig.received) > n, f'no command after fuzzing: {rig.node.hold_reason}'
+    assert len(rig.received) > n, f'no command after fuzzing: {rig.node.hold}'
     fuzzer.check_commands()
     assert fuzzer.figures['outside_limits'] == 0 and fuzzer.figures['over_step'] == 0

@@ -33,10 +33,10 @@ def run_core(card, model):
     n = len(card.action.joint_names)
     core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs, 0),
                       SafetyLimits.build(n, [-10.0], [10.0], [10.0]))
-    core.sample.extras.update(imu_orientation=np.array([0.0, 0.0, 0.0, 1.0]),
-                              imu_angular_velocity=np.array([0.1, 0.0, -0.1]),
-                              base_lin_vel=np.array([0.3, 0.0, 0.0]),
-                              velocity_command=np.array([0.5, 0.0, 0.2]))
+    core.set_extras(dict(imu_orientation=np.array([0.0, 0.0, 0.0, 1.0]),
+                         imu_angular_velocity=np.array([0.1, 0.0, -0.1]),
+                         base_lin_vel=np.array([0.3, 0.0, 0.0]),
+                         velocity_command=np.array([0.5, 0.0, 0.2])))
     pos = np.asarray(card.default_joint_pos, dtype=np.float32)
     command = core.step(pos, np.zeros_like(pos))
     assert np.all(np.isfinite(command))
@@ -61,7 +61,7 @@ def test_spot_env_yaml_card_runs(fixtures_dir):
     assert card.action.offset[12:14] == (0.0, -3.13)
     command, core = run_core(card, run / 'exported' / 'policy.onnx')
     assert command.shape == (19,)
-    obs = core.builder.inputs['obs'].ravel()
+    obs = core.tick.inputs['obs'].ravel()
     np.testing.assert_allclose(obs[:12], [0.3, 0, 0, 0.1, 0, -0.1, 0, 0, -1, 0.5, 0, 0.2])
 
 

@@ -1,14 +1,18 @@
 """
 The pure inference core: latest sensor data in, a safe joint command out. No ROS types.
 
-The node and the tests drive the same ``PolicyCore``, so a test can recompute
-exactly what the node published from the same inputs.
+``PolicyCore`` is the node's one interface for a tick: the node hands it each new camera
+frame once (``set_image``: checked and preprocessed once per frame), the values of the
+other sources (``set_extras``), and per tick the joint samples (``step``). The node, the
+tests, replay and training drive the same core, so a test can recompute exactly what the
+node published from the same inputs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import time
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -17,14 +21,31 @@ from .card import PolicyCard
 from .image import ImagePipeline
 from .observation import ObservationBuilder, Sample
 from .runtime import PolicyRuntime
+from .sources import InputError
 
+__all__ = ['InputError', 'JointMap', 'NonFiniteError', 'PolicyCore', 'STAGES', 'TickRecord']
 
-class InputError(ValueError):
-    """A sensor message cannot be used; the node counts it and holds the robot."""
+# The node's per-tick stages, in order; the core times the middle four.
+STAGES = ('receive', 'preprocess', 'observation', 'inference', 'postprocess', 'publish')
 
 
 class NonFiniteError(ValueError):
     """The observation or the action contains NaN/Inf; the robot is held."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(message)
+        self.where = where  # 'observation' | 'action'
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """What the last successful tick computed; the arrays are reused by the next tick."""
+
+    terms: Mapping[str, np.ndarray]   # 'group/term' -> value after clip and scale
+    inputs: Mapping[str, np.ndarray]  # model input name -> the array fed to onnxruntime
+    raw: np.ndarray                   # network output
+    targets: np.ndarray               # after the action mapping, before the safety filter
+    command: np.ndarray               # after the safety filter: what is published
 
 
 class JointMap:
@@ -65,8 +86,7 @@ class JointMap:
             raise InputError('joint_states has no velocities but the policy observes them')
         if names != self._names_seen:
             self._resolve(names)
-        pos = np.asarray(position, dtype=np.float64)
-        np.take(pos, self._index, out=pos_out)
+        np.take(np.asarray(position, dtype=np.float64), self._index, out=pos_out)
         if len(velocity):
             np.take(np.asarray(velocity, dtype=np.float64), self._index, out=vel_out)
         else:
@@ -76,61 +96,113 @@ class JointMap:
 
 
 class PolicyCore:
-    """Observation -> onnxruntime -> action mapping -> safety filter, for one tick at a time."""
+    """Observation -> onnxruntime -> action mapping -> safety filter, one tick at a time."""
 
     def __init__(self, card: PolicyCard, runtime_factory, limits: SafetyLimits):
         self.card = card
-        self.pipeline = ImagePipeline(card.image) if card.image is not None else None
-        self.builder = ObservationBuilder(card)
-        self.runtime: PolicyRuntime = runtime_factory(self.builder.inputs)
-        self.mapper = ActionMapper(card)
-        self.safety = SafetyFilter(limits)
+        self._pipeline = ImagePipeline(card.image) if card.image is not None else None
+        self._builder = ObservationBuilder(card)
+        self.runtime: PolicyRuntime = runtime_factory(self._builder.inputs)
+        self._mapper = ActionMapper(card)
+        self._safety = SafetyFilter(limits)
+        self.limits = limits
+        self.needs: frozenset = self._builder.needs
+        self.action_joint_names = tuple(card.action.joint_names)
         n = len(card.joint_names)
-        self.sample = Sample(joint_pos=np.zeros(n, dtype=np.float32),
-                             joint_vel=np.zeros(n, dtype=np.float32),
-                             last_action=np.zeros(len(card.action.joint_names),
-                                                  dtype=np.float32))
-        # Indices of the action joints inside the card's joint order.
-        self.action_index = np.array([card.joint_names.index(j)
-                                      for j in card.action.joint_names])
-        self.raw = np.zeros(len(card.action.joint_names), dtype=np.float32)
-        # Seconds spent in the last step: observation, inference, action + safety.
-        self.timing = [0.0, 0.0, 0.0]
+        # The network output's width: zero-width action terms take no slice of it.
+        width = getattr(self._mapper, 'width', len(card.action.joint_names))
+        self._sample = Sample(joint_pos=np.zeros(n, dtype=np.float32),
+                              joint_vel=np.zeros(n, dtype=np.float32),
+                              last_action=np.zeros(width, dtype=np.float32))
+        self._has_image = False
+        # The action joints inside the card's joint order.
+        self._action_index = np.array([card.joint_names.index(j)
+                                       for j in card.action.joint_names], dtype=np.intp)
+        self._held = np.zeros(len(self._action_index), dtype=np.float64)
+        self._raw = np.zeros(width, dtype=np.float32)
+        # An image from uint8 or a depth image with NaN/inf already zeroed cannot hold NaN:
+        # only inputs fed by other terms are checked each tick.
+        self._checked = [(s.name, self._builder.inputs[s.name]) for s in card.inputs
+                         if s.group is not None and
+                         any(t.name != 'image' for t in card.group(s.group).terms)]
+        self.timing = dict.fromkeys(STAGES[1:5], 0.0)
+        self.tick = TickRecord(terms=self._builder.term_values, inputs=self._builder.inputs,
+                               raw=self._raw, targets=self._mapper.targets,
+                               command=self._safety.command)
 
-    def reset(self) -> None:
-        """Episode start: clear history, last action and recurrent state."""
-        self.builder.reset()
-        self.runtime.reset()
-        self.sample.last_action.fill(0.0)
-        self.safety.has_reference = False
+    @property
+    def providers(self) -> list:
+        """Return the onnxruntime execution providers in use."""
+        return self.runtime.providers
 
-    def step(self, joint_pos: np.ndarray, joint_vel: np.ndarray,
-             image: Optional[np.ndarray] = None) -> np.ndarray:
+    def check_image(self, encoding: str, width: int, height: int) -> None:
+        """Raise ImageError if a frame of this encoding and size cannot feed the card."""
+        self._pipeline.check_source(encoding, width, height)
+
+    def set_image(self, view: np.ndarray, encoding: str) -> None:
+        """
+        Check and preprocess a new camera frame once; the following ticks use it.
+
+        Raises ImageError (and keeps the previous frame) when the frame cannot be used.
+        """
+        t0 = time.perf_counter()
+        self._sample.image = self._pipeline.process(view, encoding)
+        self._has_image = True
+        self.timing['preprocess'] = time.perf_counter() - t0
+
+    def set_extras(self, values: Mapping[str, np.ndarray]) -> None:
+        """Hand the core the values of a source (``Source.read``) for the next ticks."""
+        self._sample.extras.update(values)
+
+    def step(self, joint_pos: np.ndarray, joint_vel: np.ndarray) -> np.ndarray:
         """
         One control tick; returns the filtered command for the action joints.
 
-        ``image`` is the processed image tensor (``self.pipeline.out``).
-        Raises NonFiniteError instead of returning a command from bad numbers.
+        Raises NonFiniteError instead of returning a command from bad numbers, and
+        InputError when the card needs an image and none was set yet.
         """
-        self.sample.joint_pos[:] = joint_pos
-        self.sample.joint_vel[:] = joint_vel
-        self.sample.image = image
+        if self._pipeline is not None and not self._has_image:
+            raise InputError('no camera frame has been set')
+        sample = self._sample
+        sample.joint_pos[:] = joint_pos
+        sample.joint_vel[:] = joint_vel
         t0 = time.perf_counter()
-        inputs = self.builder.build(self.sample)
-        for name, array in inputs.items():
+        self._builder.build(sample)
+        for name, array in self._checked:
             if not np.all(np.isfinite(array)):
-                raise NonFiniteError(f'observation input {name!r} contains NaN/Inf')
+                raise NonFiniteError('observation',
+                                     f'observation input {name!r} contains NaN/Inf')
         t1 = time.perf_counter()
         raw = self.runtime.run()
         t2 = time.perf_counter()
         if not np.all(np.isfinite(raw)):
-            raise NonFiniteError('policy output contains NaN/Inf')
-        self.raw[:] = raw
-        self.sample.last_action[:] = raw
-        if not self.safety.has_reference:
-            self.safety.set_reference(joint_pos[self.action_index])
-        command = self.safety.apply(self.mapper.map(raw))
+            raise NonFiniteError('action', 'policy output contains NaN/Inf')
+        self._raw[:] = raw
+        sample.last_action[:] = raw
+        if not self._safety.has_reference:
+            self._safety.set_reference(np.take(joint_pos, self._action_index))
+        command = self._safety.apply(self._mapper.map(raw, joint_pos))
         if command is None:
-            raise NonFiniteError('mapped action contains NaN/Inf')
-        self.timing[:] = (t1 - t0, t2 - t1, time.perf_counter() - t2)
+            raise NonFiniteError('action', 'mapped action contains NaN/Inf')
+        self.timing['observation'] = t1 - t0
+        self.timing['inference'] = t2 - t1
+        self.timing['postprocess'] = time.perf_counter() - t2
         return command
+
+    def hold_command(self, joint_pos: np.ndarray) -> np.ndarray:
+        """Return the measured positions of the action joints, clipped to the limits."""
+        np.take(joint_pos, self._action_index, out=self._held)
+        return np.clip(self._held, self._safety.lower, self._safety.upper, out=self._held)
+
+    def set_limits(self, limits: SafetyLimits) -> None:
+        """Enforce new safety limits from the next tick on."""
+        self._safety.set_limits(limits)
+        self.limits = limits
+
+    def reset(self) -> None:
+        """Episode start: clear history, last action, recurrent state and the step reference."""
+        self._builder.reset()
+        self.runtime.reset()
+        self._mapper.reset()
+        self._sample.last_action.fill(0.0)
+        self._safety.has_reference = False

@@ -28,6 +28,7 @@ run it with VISION_POLICY_PARITY_BREAK=<name of a link in BREAKS>.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+import math
 import os
 import sys
 import threading
@@ -128,8 +129,7 @@ def recompute(loop: ClosedLoop, broken: Break = Break()) -> list:
     session, card = load_policy(loop.model_path, None, RuntimeOptions(('CPUExecutionProvider',)))
     card = broken.card(card)
     n = len(card.action.joint_names)
-    limits = SafetyLimits.build(n, [c[0] for c in card.action.clip],
-                                [c[1] for c in card.action.clip], [MAX_STEP])
+    limits = SafetyLimits.from_card(card, [-math.inf], [math.inf], [MAX_STEP])
     core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs), limits)
     joint_map = JointMap(card.joint_names, None, True)
     pos, vel = np.zeros(len(card.joint_names)), np.zeros(len(card.joint_names))
@@ -139,8 +139,8 @@ def recompute(loop: ClosedLoop, broken: Break = Break()) -> list:
                           pos, vel)
         view = view_image(tick.image_data, tick.width, tick.height, tick.encoding, tick.step,
                           tick.is_bigendian)
-        image = core.pipeline.process(broken.image(view), tick.encoding)
-        commands.append(core.step(broken.joints(pos), broken.joints(vel), image).copy())
+        core.set_image(broken.image(view), tick.encoding)
+        commands.append(core.step(broken.joints(pos), broken.joints(vel)).copy())
     return commands
 
 
@@ -307,14 +307,14 @@ def _run_closed_loop(log_dir) -> ClosedLoop:
                 time.sleep(0.0005)
             joint = joint or gate.joint_state_at(stamp, exact=False)
             assert joint is not None, f'tick {k}: no joint state at or before {stamp} ns'
-            taken = node.counters.joint_states_received
-            rejected = node.counters.joint_states_rejected
+            taken = node.stats.counters.joint_states_received
+            rejected = node.stats.counters.joint_states_rejected
             gate.joint_pub.publish(joint)
-            if not wait_for_quietly(lambda: node.counters.joint_states_received > taken, 1.0):
+            if not wait_for_quietly(lambda: node.stats.counters.joint_states_received > taken, 1.0):
                 gate.joint_pub.publish(joint)  # best effort: one retry of the same sample
-                wait_for(lambda: node.counters.joint_states_received > taken, 5.0,
+                wait_for(lambda: node.stats.counters.joint_states_received > taken, 5.0,
                          f'tick {k}: node taking the joint state', check)
-            assert node.counters.joint_states_rejected == rejected, node.diagnostics().message
+            assert node.stats.counters.joint_states_rejected == rejected, node.diagnostics().message
             sent = gate.command_count()
             gate.image_pub.publish(image)
             wait_for(lambda: gate.command_count() > sent, 10.0,
@@ -334,7 +334,7 @@ def _run_closed_loop(log_dir) -> ClosedLoop:
         wall = time.monotonic() - start
         time.sleep(0.1)  # a stray extra command would land now
         assert gate.command_count() == TICKS, 'more commands than images forwarded'
-        return ClosedLoop(tuple(ticks), dict(node.counters.items()), model, wall)
+        return ClosedLoop(tuple(ticks), dict(node.stats.counters.items()), model, wall)
     finally:
         stop.set()
         if thread.is_alive():
