@@ -97,6 +97,8 @@ class _StandInModule(types.ModuleType):
 
 
 class _StandInLoader(importlib.abc.Loader):
+    """Creates stand-in packages; there is no code to run."""
+
     def create_module(self, spec):
         module = _StandInModule(spec.name)
         module.__path__ = []
@@ -125,7 +127,9 @@ def source_root() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise OracleUnavailable('isaaclab is not installed (pip install --no-deps -r '
                                 'requirements-oracle.txt; ./ws setup does it)')
-    root = Path(list(spec.submodule_search_locations)[0]) / 'source'
+    location = Path(list(spec.submodule_search_locations)[0])
+    # The wheel's launcher package, or (once load() ran) the framework package inside it.
+    root = location.parent.parent if (location / 'managers').is_dir() else location / 'source'
     if not (root / 'isaaclab' / 'isaaclab' / 'managers').is_dir():
         raise OracleUnavailable(f'isaaclab is installed but {root}/isaaclab/isaaclab is not '
                                 f'the PyPI wheel layout this oracle reads')
@@ -159,6 +163,7 @@ def load() -> types.SimpleNamespace:
         from isaaclab.envs.mdp.actions import actions_cfg
         from isaaclab.managers import action_manager, observation_manager, \
             manager_term_cfg, scene_entity_cfg
+        from isaaclab.sensors.ray_caster import patterns
         from isaaclab.utils import math as math_utils, string as string_utils
     except Exception as exc:  # noqa: B902 (any import failure means: no oracle here)
         raise OracleUnavailable(f'importing Isaac Lab from {root} failed: '
@@ -175,7 +180,7 @@ def load() -> types.SimpleNamespace:
         ObservationGroupCfg=manager_term_cfg.ObservationGroupCfg,
         ObservationTermCfg=manager_term_cfg.ObservationTermCfg,
         SceneEntityCfg=scene_entity_cfg.SceneEntityCfg, math=math_utils,
-        string=string_utils)
+        string=string_utils, patterns=patterns)
 
 
 def load_or_skip() -> types.SimpleNamespace:
@@ -264,6 +269,16 @@ class Camera:
         self.data = types.SimpleNamespace(output={}, intrinsic_matrices=None)
 
 
+class HeightScanner:
+    """A RayCaster with a grid pattern: ``data.pos_w`` and ``data.ray_hits_w`` (1, rays, 3)."""
+
+    def __init__(self, il, pattern):
+        # Ray (x, y) offsets from Isaac Lab's own grid_pattern: the ray order is its order.
+        starts, _ = il.patterns.grid_pattern(pattern, 'cpu')
+        self.ray_xy = starts[:, :2].numpy()
+        self.data = types.SimpleNamespace(pos_w=None, ray_hits_w=None)
+
+
 class Scene:
     """``InteractiveScene`` lookups: ``scene[name]``, ``scene.keys()``, ``scene.sensors``."""
 
@@ -298,10 +313,12 @@ class SyntheticEnv:
 
     def __init__(self, il, joint_names: Sequence[str], default_joint_pos: Sequence[float],
                  soft_limits: Optional[Sequence[Sequence[float]]] = None,
-                 cameras: Sequence[str] = ('tiled_camera',)):
+                 cameras: Sequence[str] = ('tiled_camera',),
+                 scanners: Optional[Mapping[str, HeightScanner]] = None):
         self.il = il
         self.robot = Articulation(il, joint_names, default_joint_pos, soft_limits)
         self.scene = Scene(self.robot, {name: Camera() for name in cameras})
+        self.scene.sensors.update(scanners or {})
         self.command_manager = CommandManager()
         # Scene entities resolve at construction (as after the simulation starts playing).
         self.sim = types.SimpleNamespace(is_playing=lambda: True)
@@ -319,13 +336,15 @@ class SyntheticEnv:
 
     def reset(self) -> None:
         """Episode reset, in ManagerBasedEnv._reset_idx order (observations, then actions)."""
-        self.observation_manager.reset()
-        if self.action_manager is not None:
-            self.action_manager.reset()
+        import torch
+        env_ids = torch.arange(self.num_envs)   # _reset_idx passes indices, never None
+        for manager in (self.observation_manager, self.action_manager):
+            if manager is not None:
+                manager.reset(env_ids)
 
 
 def group_cfg(il, terms: Mapping[str, object], **options) -> object:
-    """An ObservationGroupCfg with the given terms, in order (as a configclass subclass would)."""
+    """Make an ObservationGroupCfg with the given terms, in order (as a configclass subclass)."""
     group = il.ObservationGroupCfg()
     group.concatenate_terms = True
     group.enable_corruption = False
@@ -350,6 +369,21 @@ def max_abs_diff(a, b) -> float:
     return float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
 
 
-def report(row: str, function: str, diff: float, note: str = '') -> None:
+def max_rel_diff(a, b) -> float:
+    """
+    Largest |a - b| / max(1, |a|): float32 rounding of values above 1 scales with them.
+
+    Isaac Lab computes in float32; where this workspace computes in float64 (action
+    targets) a value of 90 may differ by one float32 step, 7.6e-6, which is 8e-8 of it.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, f'shapes differ: Isaac Lab {a.shape}, workspace {b.shape}'
+    diff = np.abs(a - b) / np.maximum(1.0, np.abs(a))
+    return float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+
+
+def report(row: str, function: str, diff: float, note: str = '',
+           rel: Optional[float] = None) -> None:
     """Print one line of the parity table (collected with ``pytest -s | grep ORACLE``)."""
-    print(f'ORACLE | {row} | {function} | {diff:.3g} | {note}')
+    scaled = '' if rel is None else f' ({rel:.2g} of max(1, |value|))'
+    print(f'ORACLE | {row} | {function} | {diff:.3g}{scaled} | {note}')

@@ -1,5 +1,5 @@
 """
-Image parity with Isaac Lab's ``mdp.image`` term inside its ObservationManager (isaaclab_oracle.py).
+Image parity with Isaac Lab's ``mdp.image`` inside its ObservationManager (isaaclab_oracle.py).
 
 Isaac Lab renders at the training size straight into ``camera.data.output``
 (NHWC: rgb uint8 (1, H, W, 3), depth float32 (1, H, W, 1)). This workspace
@@ -10,13 +10,12 @@ camera's size: a camera of another size is resized, which Isaac Lab never does,
 so that step has no oracle (test_image.py covers it).
 """
 
+import isaaclab_oracle as oracle
 import numpy as np
 import pytest
 from vision_policy.card import card_from_dict
 from vision_policy.image import ImagePipeline, view_image
 from vision_policy.observation import ObservationBuilder, Sample
-
-import isaaclab_oracle as oracle
 
 il = oracle.load_or_skip()
 torch = pytest.importorskip('torch')
@@ -137,8 +136,8 @@ def test_depth_nan_and_unnormalized_inf_differ_on_purpose():
     camera = rig.env.scene.sensors['tiled_camera']
     depth = np.full((HEIGHT, WIDTH), 2.5, dtype=np.float32)
     depth[0, :4] = [np.nan, -np.inf, np.inf, 1.0]
-    camera.data.output['distance_to_image_plane'] = torch.from_numpy(depth.copy())[None, :, :,
-                                                                                    None]
+    camera.data.output['distance_to_image_plane'] = torch.from_numpy(
+        depth.copy())[None, :, :, None]
     expected = oracle.to_numpy(rig.env.observation_manager.compute()['camera'])[..., 0]
     got = rig.pipeline.process(view_image(depth.tobytes(), WIDTH, HEIGHT, '32FC1', WIDTH * 4),
                                '32FC1')[..., 0]

@@ -10,13 +10,12 @@ articulation order on both sides; the last action is the previous tick's raw
 network output, fed to Isaac Lab's ``ActionManager.process_action``.
 """
 
+import isaaclab_oracle as oracle
 import numpy as np
 import pytest
 from vision_policy.card import card_from_dict
 from vision_policy.observation import ObservationBuilder, Sample
 from vision_policy.registry import load_registry, OBSERVATION_GROUP
-
-import isaaclab_oracle as oracle
 
 il = oracle.load_or_skip()
 torch = pytest.importorskip('torch')
@@ -39,16 +38,33 @@ def term(func, **kwargs):
     return il.ObservationTermCfg(func=func, **kwargs)
 
 
+# A height scan grid of 7 x 5 rays (Isaac Lab GridPattern size [0.6, 0.4], resolution 0.1).
+GRID = {'size': [0.6, 0.4], 'resolution': 0.1}
+NX, NY = 7, 5
+SCANNERS = ('scan_xy', 'scan_yx')
+
+
+def scanners():
+    """One RayCaster per grid ordering, over the same terrain."""
+    return {name: oracle.HeightScanner(il, il.patterns.GridPatternCfg(
+        ordering=name[-2:], **GRID)) for name in SCANNERS}
+
+
 class Rig:
     """Isaac Lab's managers and this workspace's builder, fed the same random samples."""
 
     def __init__(self, il_terms, card_terms, group=None, card_group=None, seed=0):
         self.rng = np.random.default_rng(seed)
-        self.env = oracle.SyntheticEnv(il, JOINTS, DEFAULTS, SOFT_LIMITS)
+        self.last_action = np.zeros(len(JOINTS), dtype=np.float32)
+        self.env = oracle.SyntheticEnv(il, JOINTS, DEFAULTS, SOFT_LIMITS,
+                                       scanners=scanners())
         self.env.set_actions({'joint_pos': il.actions_cfg.JointPositionActionCfg(
             asset_name='robot', joint_names=['.*'], scale=ACTION_SCALE,
             use_default_offset=True)})
         self.env.command_manager.commands['base_velocity'] = torch.zeros(1, 3)
+        self.env.command_manager.commands['ee_pose'] = torch.zeros(1, 7)
+        self.env.command_manager.commands['ee_pose_unique'] = torch.zeros(1, 7)
+        self.sample()   # the manager calls each term once at construction
         self.env.set_observations({'policy': oracle.group_cfg(il, il_terms, **(group or {}))})
         shape = self.env.observation_manager.group_obs_dim['policy']
         self.card = card_from_dict({
@@ -57,7 +73,6 @@ class Rig:
             'observations': {'policy': {'terms': card_terms, **(card_group or {})}},
             'action': {'joint_names': JOINTS, 'scale': ACTION_SCALE, 'offset': 'default'}})
         self.builder = ObservationBuilder(self.card)
-        self.last_action = np.zeros(len(JOINTS), dtype=np.float32)
 
     def sample(self):
         """Draw one tick's state; write it into the scene and return the workspace Sample."""
@@ -74,12 +89,36 @@ class Rig:
         data.root_ang_vel_b[0] = torch.from_numpy(ang_vel)
         data.root_lin_vel_b[0] = torch.from_numpy(lin_vel)
         self.env.command_manager.commands['base_velocity'][0] = torch.from_numpy(command)
+        # A target pose in the base frame (x, y, z, qw, qx, qy, qz), either quaternion sign;
+        # UniformPoseCommand applies quat_unique when it samples, if make_quat_unique.
+        pose = np.concatenate([rng.uniform(-1.0, 1.0, 3), rng.normal(size=4)])
+        pose[3:] /= np.linalg.norm(pose[3:])
+        pose = pose.astype(np.float32)
+        commands = self.env.command_manager.commands
+        commands['ee_pose'][0] = torch.from_numpy(pose)
+        commands['ee_pose_unique'][0, :3] = torch.from_numpy(pose[:3])
+        commands['ee_pose_unique'][0, 3:] = il.math.quat_unique(torch.from_numpy(pose[3:]))
+        # Terrain under the scanner: hit heights in the sensor frame, (ny, nx) = rows along y;
+        # some rays miss (Isaac Lab: inf hit; ROS height map: NaN).
+        sensor_z = np.float32(rng.uniform(0.3, 0.8))
+        heights = rng.uniform(-1.2, 0.2, (NY, NX)).astype(np.float32)
+        heights[rng.random((NY, NX)) < 0.05] = np.nan
+        for name in SCANNERS:
+            scanner = self.env.scene.sensors[name]
+            ix = np.round((scanner.ray_xy[:, 0] + GRID['size'][0] / 2) / 0.1).astype(int)
+            iy = np.round((scanner.ray_xy[:, 1] + GRID['size'][1] / 2) / 0.1).astype(int)
+            hit_z = np.nan_to_num(heights[iy, ix] + sensor_z, nan=np.inf)
+            hits = np.zeros((1, len(ix), 3), dtype=np.float32)
+            hits[0, :, 2] = hit_z
+            scanner.data.ray_hits_w = torch.from_numpy(hits)
+            scanner.data.pos_w = torch.tensor([[0.0, 0.0, float(sensor_z)]])
         # ROS: sensor_msgs/Imu orientation is (x, y, z, w); angular_velocity and the odometry
         # twist are in the body frame, as Isaac Lab's root_*_vel_b; Twist carries [vx, vy, wz].
         return Sample(joint_pos=pos, joint_vel=vel, last_action=self.last_action.copy(),
                       extras={'imu_orientation': quat_wxyz[[1, 2, 3, 0]],
                               'imu_angular_velocity': ang_vel, 'base_lin_vel': lin_vel,
-                              'velocity_command': command})
+                              'velocity_command': command, 'pose_command': pose,
+                              'height_map': heights})
 
     def run(self, ticks=TICKS, resets=RESETS):
         """Max |Isaac Lab - workspace| over the ticks."""
@@ -138,6 +177,21 @@ CASES = [
     ('generated_commands', term(il.mdp.generated_commands,
                                 params={'command_name': 'base_velocity'}, scale=(2.0, 2.0, 0.25)),
      {'name': 'generated_commands', 'scale': [2.0, 2.0, 0.25]}, 'per-element scale'),
+    ('height_scan (ordering xy)', term(il.mdp.height_scan, clip=(-1.0, 1.0), params={
+        'sensor_cfg': il.SceneEntityCfg('scan_xy'), 'offset': 0.5}),
+     {'name': 'height_scan', 'clip': [-1.0, 1.0],
+      'params': {**GRID, 'ordering': 'xy', 'offset': 0.5}},
+     'ray order from Isaac Lab grid_pattern; a miss (inf / NaN) clips to -1'),
+    ('height_scan (ordering yx)', term(il.mdp.height_scan, clip=(-1.0, 1.0), params={
+        'sensor_cfg': il.SceneEntityCfg('scan_yx'), 'offset': 0.2}),
+     {'name': 'height_scan', 'clip': [-1.0, 1.0],
+      'params': {**GRID, 'ordering': 'yx', 'offset': 0.2}}, ''),
+    ('pose_command', term(il.mdp.generated_commands, params={'command_name': 'ee_pose'}),
+     {'name': 'pose_command'}, 'UniformPoseCommand, base frame'),
+    ('pose_command (make_quat_unique)',
+     term(il.mdp.generated_commands, params={'command_name': 'ee_pose_unique'}),
+     {'name': 'pose_command', 'params': {'make_quat_unique': True}},
+     'the ROS pose may carry either quaternion sign'),
     ('last_action', term(il.mdp.last_action), {'name': 'last_action'},
      'raw output of the previous tick; zeros after a reset'),
     ('actions', term(il.mdp.last_action, clip=(-1.0, 1.0)),
@@ -173,8 +227,9 @@ def _all_terms(**extra):
         for key, value in extra.items():
             setattr(cfg, key, value)
         il_terms[f't{i}'] = cfg
-        card_terms.append({**card_term, **({'history_length': extra['history_length']}
-                                            if 'history_length' in extra else {})})
+        history = {'history_length': extra['history_length']} if 'history_length' in extra \
+            else {}
+        card_terms.append({**card_term, **history})
     return il_terms, card_terms
 
 
