@@ -279,6 +279,22 @@ class HeightScanner:
         self.data = types.SimpleNamespace(pos_w=None, ray_hits_w=None)
 
 
+class ImuData:
+    """The Imu sensor data terms read; gravity rotated into the sensor frame as ``Imu`` does."""
+
+    def __init__(self, il):
+        import torch
+        self._math = il.math
+        self.quat_w = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+        self.ang_vel_b = torch.zeros(1, 3)
+        self.GRAVITY_VEC_W = torch.tensor([[0.0, 0.0, -1.0]])
+
+    @property
+    def projected_gravity_b(self):
+        """Gravity direction in the sensor frame (Imu._update_buffers_impl)."""
+        return self._math.quat_apply_inverse(self.quat_w, self.GRAVITY_VEC_W)
+
+
 class Scene:
     """``InteractiveScene`` lookups: ``scene[name]``, ``scene.keys()``, ``scene.sensors``."""
 
@@ -319,6 +335,7 @@ class SyntheticEnv:
         self.robot = Articulation(il, joint_names, default_joint_pos, soft_limits)
         self.scene = Scene(self.robot, {name: Camera() for name in cameras})
         self.scene.sensors.update(scanners or {})
+        self.scene.sensors['imu'] = types.SimpleNamespace(data=ImuData(il))
         self.command_manager = CommandManager()
         # Scene entities resolve at construction (as after the simulation starts playing).
         self.sim = types.SimpleNamespace(is_playing=lambda: True)

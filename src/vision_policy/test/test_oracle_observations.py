@@ -87,6 +87,10 @@ class Rig:
         data.joint_vel[0] = torch.from_numpy(vel)
         data.root_quat_w[0] = torch.from_numpy(quat_wxyz)
         data.root_ang_vel_b[0] = torch.from_numpy(ang_vel)
+        # An IMU aligned with the base (the importer warns that it must be).
+        imu = self.env.scene.sensors['imu'].data
+        imu.quat_w[0] = torch.from_numpy(quat_wxyz)
+        imu.ang_vel_b[0] = torch.from_numpy(ang_vel)
         data.root_lin_vel_b[0] = torch.from_numpy(lin_vel)
         self.env.command_manager.commands['base_velocity'][0] = torch.from_numpy(command)
         # A target pose in the base frame (x, y, z, qw, qx, qy, qz), either quaternion sign;
@@ -165,6 +169,10 @@ CASES = [
          joint_names=SUBSET, preserve_order=True)}),
      {'name': 'joint_pos_limit_normalized',
       'params': {'joint_names': SUBSET, 'soft_joint_pos_limits': LIMITS_PARAM}}, ''),
+    ('base_ang_vel (Imu sensor)', term(il.mdp.imu_ang_vel, scale=0.25),
+     {'name': 'base_ang_vel', 'scale': 0.25}, 'mdp.imu_ang_vel maps to base_ang_vel'),
+    ('projected_gravity (Imu sensor)', term(il.mdp.imu_projected_gravity),
+     {'name': 'projected_gravity'}, 'mdp.imu_projected_gravity maps to projected_gravity'),
     ('base_lin_vel', term(il.mdp.base_lin_vel, scale=2.0),
      {'name': 'base_lin_vel', 'scale': 2.0}, 'body-frame twist in both'),
     ('base_ang_vel', term(il.mdp.base_ang_vel, scale=0.25, clip=(-0.3, 0.3)),
