@@ -93,21 +93,32 @@ def test_agent_clip_actions_folds_into_target_clip():
     assert any('clip_actions' in w for w in report.warnings)
 
 
-def test_unsupported_action_and_terms_are_named():
-    actions = {'grip': {'class_type': 'isaaclab.envs.mdp.actions.binary_joint_actions:'
-                                      'BinaryJointPositionAction', 'joint_names': ['arm_sh']}}
-    policy = {'x': {'func': 'my_task.mdp:cube_pos'},
-              'h': {'func': OBS + 'height_scan', 'params': {}},
+def test_unsupported_action_and_terms_are_named_with_what_to_write():
+    actions = {'grip': {'class_type': 'my_task.mdp.actions:DelayedJointPositionAction',
+                        'joint_names': ['arm_sh']}}
+    policy = {'x': {'func': 'my_task.mdp:cube_pos', 'params': {'asset_name': 'cube'}},
               'c': {'func': OBS + 'generated_commands', 'params': {'command_name': 'pose'}},
-              'j': {'func': OBS + 'joint_pos', 'params': {}}}
-    card, report = translate(env(actions=actions, policy=policy))
+              'j': {'func': OBS + 'joint_pos', 'params': {}},
+              'act': {'func': OBS + 'last_action', 'params': {}}}
+    data = env(actions=actions, policy=policy)
+    data['commands'] = {'pose': {'class_type': 'my_task.mdp:TargetCommand'}}
+    card, report = translate(data)
     assert card is None
     whats = {p.what: p.reason for p in report.problems}
-    assert 'BinaryJointPositionAction is not supported' in whats["action 'grip'"]
-    assert 'project-specific' in whats['term policy.x']
-    assert 'height_scan is not supported' in whats['term policy.h']
-    assert 'only base velocity commands' in whats['term policy.c']
+    grip = whats["action 'grip'"]
+    assert 'no registered action term implements my_task.mdp.actions:' \
+        'DelayedJointPositionAction' in grip
+    assert "isaaclab_classes=('my_task.mdp.actions:DelayedJointPositionAction',)" in grip
+    assert "entry-point group 'vision_policy.action_terms'" in grip
+    cube = whats['term policy.x']
+    assert "ObservationTerm(name='cube_pos'" in cube
+    assert "isaaclab_funcs=('my_task.mdp:cube_pos',)" in cube
+    assert "entry-point group 'vision_policy.observation_terms'" in cube
+    assert "{'asset_name': 'cube'}" in cube
+    assert "isaaclab_commands=('my_task.mdp:TargetCommand',)" in whats['term policy.c']
     assert 'term policy.j' not in whats
+    # An action class of unknown width leaves last_action's width unknown, not guessed.
+    assert [t.width for t in report.terms if t.name == 'act'] == [None]
 
 
 def test_disabled_and_critic_groups_skipped():

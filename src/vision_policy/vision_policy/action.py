@@ -65,7 +65,7 @@ class ActionMapper:
         """
         pos = None
         if joint_pos is not None:
-            np.take(joint_pos, self._joint_index, out=self._pos)
+            self._pos[:] = np.asarray(joint_pos)[self._joint_index]
             pos = self._pos
         for term, raw_slice, joints in self._terms:
             term.map(raw[raw_slice], None if pos is None else pos[joints], self.targets[joints])

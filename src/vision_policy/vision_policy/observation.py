@@ -43,6 +43,9 @@ class Term:
 
     shape: Optional[tuple]   # None: the width its definition declares, flat
     compute: Callable[[Sample, np.ndarray], None]
+    # Called when the policy's state resets (activate, hold, clock jump), for a term that
+    # carries state between ticks (a phase clock, a filter); None for a pure term.
+    reset: Optional[Callable[[], None]] = None
     # What the term reads: 'image', 'joint_vel', or a source name (sources.py), copied
     # from its registered definition; the node subscribes only to what the card needs.
     needs: tuple = ()
@@ -129,7 +132,8 @@ class ExtraSourceError(ValueError):
     """A term needs an extra source (IMU, odometry, command) that the sample lacks."""
 
 
-def _extra(sample: Sample, key: str) -> np.ndarray:
+def extra(sample: Sample, key: str) -> np.ndarray:
+    """Return sample.extras[key]; ExtraSourceError (the robot holds) when it is missing."""
     value = sample.extras.get(key)
     if value is None:
         raise ExtraSourceError(f'observation needs sample.extras[{key!r}], which is missing')
@@ -139,7 +143,7 @@ def _extra(sample: Sample, key: str) -> np.ndarray:
 def _extra_term(key: str) -> Callable[[PolicyCard, Mapping], Term]:
     def factory(card: PolicyCard, params: Mapping) -> Term:
         def compute(sample: Sample, out: np.ndarray) -> None:
-            out[:] = _extra(sample, key)
+            out[:] = extra(sample, key)
         return Term((3,), compute)
     return factory
 
@@ -164,7 +168,7 @@ def gravity_in_body(quat_xyzw: np.ndarray, out: np.ndarray) -> None:
 def projected_gravity(card: PolicyCard, params: Mapping) -> Term:
     """Observe the unit gravity direction in the body frame, from the IMU orientation."""
     def compute(sample: Sample, out: np.ndarray) -> None:
-        gravity_in_body(_extra(sample, 'imu_orientation'), out)
+        gravity_in_body(extra(sample, 'imu_orientation'), out)
     return Term((3,), compute)
 
 
@@ -202,7 +206,7 @@ def height_scan(card: PolicyCard, params: Mapping) -> Term:
         raise CardError(f"params.ordering: expected 'xy' or 'yx', found {ordering!r}")
 
     def compute(sample: Sample, out: np.ndarray) -> None:
-        grid = _extra(sample, 'height_map')
+        grid = extra(sample, 'height_map')
         if grid.shape != (ny, nx):
             raise ExtraSourceError(f'height_scan: the height map has shape {grid.shape}, the '
                                    f'card grid is (ny, nx) = ({ny}, {nx})')
@@ -235,7 +239,7 @@ def pose_command(card: PolicyCard, params: Mapping) -> Term:
     unique = bool(params.get('make_quat_unique', False))
 
     def compute(sample: Sample, out: np.ndarray) -> None:
-        out[:] = _extra(sample, 'pose_command')
+        out[:] = extra(sample, 'pose_command')
         if unique and out[3] < 0.0:
             out[3:] *= -1.0
     return Term((7,), compute)
@@ -398,6 +402,8 @@ class _TermSlot:
 
     def reset(self) -> None:
         self.filled = False
+        if self.term.reset is not None:
+            self.term.reset()
 
 
 class ObservationBuilder:

@@ -22,6 +22,7 @@ class Translation:
     width: Optional[int]         # values the terms produce (None: some width unknown)
     images: tuple = ()           # (group name, card image dict, (C, H, W))
     action: Optional[dict] = None
+    action_width: Optional[int] = None   # raw values the action terms take (None: joints)
 
 
 def _image_shape(spec: dict, chw: tuple) -> list:
@@ -92,11 +93,12 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
                 report.problem(f'ONNX input {t.name!r}', 'nothing in the run files feeds it')
     if tr.action is None and not any(p.what.startswith('action') for p in report.problems):
         report.problem('actions', 'no translatable action term')
-    elif tr.action is not None and sig is not None and sig.action.width is not None and \
-            sig.action.width != len(tr.action['joint_names']):
-        report.problem('actions', f'the action terms drive {len(tr.action["joint_names"])} '
-                                  f'joints but ONNX output {sig.action.name!r} has '
-                                  f'{sig.action.width} values')
+    elif tr.action is not None and sig is not None and sig.action.width is not None:
+        width = tr.action_width if tr.action_width is not None else \
+            len(tr.action['joint_names'])
+        if sig.action.width != width:
+            report.problem('actions', f'the action terms take {width} values but ONNX '
+                                      f'output {sig.action.name!r} has {sig.action.width}')
     if not report.ok:
         return None
     card = {

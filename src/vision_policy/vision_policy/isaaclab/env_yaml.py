@@ -5,7 +5,9 @@ Observation groups fed to the actor (rsl_rl ``obs_groups['policy']``, default
 ``['policy']``) are read in declaration order; per term: func, params,
 clip, scale, history_length (a group-level history_length overrides the
 terms'), noise ignored. Joint selections are regexes over the robot's joints
-in articulation order (``joint_names.py``). Actions: ``JointPositionAction``.
+in articulation order (``joint_names.py``). Terms and actions are mapped to
+built-in or registered ones (registry.py) by their Isaac Lab ``func`` or class
+path; a refusal names the entry-point group and the definition to write.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any, Mapping, Optional, Sequence
 from . import joint_names as jn
 from .assemble import Translation
 from .report import ActionLine, ImportReport, TermLine
+from ..card import ActionTermSpec
+from ..observation import grid_shape
+from ..registry import ACTION_GROUP, load_registry, OBSERVATION_GROUP, Registry, WidthContext
 
 CORE_MODULES = ('isaaclab.envs.mdp.observations', 'isaaclab.envs.mdp',
                 'omni.isaac.lab.envs.mdp.observations', 'omni.isaac.lab.envs.mdp')
@@ -38,6 +43,12 @@ def _split(path: Any) -> tuple:
 
 def _is_core(module: str, prefixes: Sequence[str]) -> bool:
     return any(module == p or module.startswith(p + '.') for p in prefixes)
+
+
+def _params_hint(params: Mapping) -> str:
+    """The Isaac Lab params a user's term will see, for the refusal message."""
+    plain = {k: v for k, v in params.items() if not isinstance(v, Mapping)}
+    return f' (its Isaac Lab params: {plain})' if plain else ''
 
 
 def control_dt(env: Mapping) -> Optional[float]:
@@ -75,9 +86,11 @@ class EnvTranslator:
     """Translate one manager-based env; problems go to the report, never raise for them."""
 
     def __init__(self, env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
-                 report: ImportReport, joint_limits: Optional[Mapping[str, tuple]] = None):
+                 report: ImportReport, joint_limits: Optional[Mapping[str, tuple]] = None,
+                 registry: Optional[Registry] = None):
         self.env, self.agent, self.joints = env, agent, list(joints)
         self.report = report
+        self.registry = registry if registry is not None else load_registry()
         self.limits = dict(joint_limits or {})
         self.defaults = default_joint_pos(env, self.joints)
         robot = (env.get('scene') or {}).get('robot') or {}
@@ -90,7 +103,7 @@ class EnvTranslator:
     # ------------------------------------------------------------------ actions
     def actions(self) -> Optional[dict]:
         """Return the card action section for the env's action terms (None if untranslatable)."""
-        names, scale, offset, clip, width, ok = [], [], [], [], 0, True
+        terms, width, ok = [], 0, True
         for term_name, cfg in (self.env.get('actions') or {}).items():
             if cfg is None:
                 continue
@@ -103,39 +116,142 @@ class EnvTranslator:
                 self.report.problem(where, str(exc))
                 ok, width = False, None
                 continue
-            if cls != 'JointPositionAction' or not _is_core(module, ACTION_MODULES):
-                self.report.problem(where, f'class {module}:{cls} is not supported (the card '
-                                           f'maps JointPositionAction only)')
-                self.report.actions.append(ActionLine(term_name, cls, tuple(joints)))
-                ok = False
-                if width is not None:
-                    width = width + 1 if cls.startswith('Binary') else width + len(joints)
-                continue
             if cfg.get('asset_name', 'robot') != 'robot':
                 self.report.problem(where, f'asset {cfg.get("asset_name")!r} is not the robot')
-                ok = False
+                ok, width = False, None
                 continue
             try:
-                s, o, c = self._joint_position(cfg, joints, where)
+                term, term_width = self._action_term(term_name, cfg, module, cls, joints, where)
             except jn.JointNameError as exc:
                 self.report.problem(where, str(exc))
                 ok, width = False, None
                 continue
-            self.report.actions.append(ActionLine(term_name, cls, tuple(joints), tuple(s),
-                                                  tuple(o), tuple(c)))
-            names += joints
-            scale += s
-            offset += o
-            clip += c
-            width = None if width is None else width + len(joints)
+            if term is None:
+                # The width of an unknown action class is unknown (a held joint takes none).
+                self.report.actions.append(ActionLine(term_name, cls, tuple(joints)))
+                ok, width = False, None
+                continue
+            terms.append(term)
+            width = None if width is None else width + term_width
         self.action_width = width
+        names = [j for t in terms for j in t['joint_names']]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             self.report.problem('actions', f'joint(s) {dup} driven by more than one term')
             ok = False
-        if not ok or not names:
+        if not ok or not terms:
             return None
-        return self._action_section(names, scale, offset, clip)
+        return self._action_section(terms)
+
+    def _action_term(self, term_name: str, cfg: Mapping, module: str, cls: str, joints: list,
+                     where: str) -> tuple:
+        """(card action term or None, raw width) for one Isaac Lab action cfg."""
+        path = f'{module}:{cls}'
+        definition = self.registry.by_isaaclab_action(path)
+        if definition is None:
+            self.report.problem(where, (
+                f'no registered action term implements {path}. Write one in your package: '
+                f'ActionTerm(name=..., make=make(card, spec) -> action.MappedTerm, '
+                f'width=lambda spec: <raw values>, isaaclab_classes=({path!r},), '
+                f'import_spec=import_spec(cfg, translator, joints) -> card term) and register '
+                f'it in entry-point group {ACTION_GROUP!r}'))
+            return None, None
+        if self.registry.is_builtin(ACTION_GROUP, definition.name):
+            fields = getattr(self, BUILTIN_ACTION_IMPORTS[definition.name])(cfg, joints, where)
+        elif definition.import_spec is not None:
+            fields = definition.import_spec(cfg, joints, self)
+        else:
+            self.report.problem(where, f'action term {definition.name!r} implements {path} '
+                                       f'but has no import_spec to translate its cfg')
+            return None, None
+        term = {'type': definition.name, 'name': term_name, 'joint_names': joints, **fields}
+        try:
+            spec = ActionTermSpec(definition.name, tuple(joints),
+                                  {k: v for k, v in term.items()
+                                   if k not in ('type', 'name', 'joint_names', 'clip')})
+            term_width = int(definition.width(spec))
+        except Exception as exc:  # noqa: B902 (a plugin may raise anything; report it)
+            self.report.problem(where, f'action term {definition.name!r} width() raised '
+                                       f'{type(exc).__name__}: {exc}')
+            return None, None
+        line_scale = term.get('scale') if isinstance(term.get('scale'), list) else ()
+        line_offset = term.get('offset') if isinstance(term.get('offset'), list) else ()
+        self.report.actions.append(ActionLine(
+            term_name, f'{cls} -> {definition.name}, width {term_width}', tuple(joints),
+            tuple(line_scale), tuple(line_offset),
+            None if term.get('clip') is None else tuple(
+                None if c is None else tuple(c) for c in term['clip'])))
+        return term, term_width
+
+    def import_joint_position(self, cfg: Mapping, joints: list, where: str) -> dict:
+        """Card fields of a JointPositionAction (scale, offset, clip per joint)."""
+        s, o, c = self._joint_position(cfg, joints, where)
+        return {'scale': s, 'offset': o, 'clip': c}
+
+    def import_relative(self, cfg: Mapping, joints: list, where: str) -> dict:
+        """Card fields of a RelativeJointPositionAction (offset 0 when use_zero_offset)."""
+        cfg = dict(cfg)
+        if cfg.get('use_zero_offset', True):
+            cfg['offset'] = 0.0
+        cfg['use_default_offset'] = False
+        fields = self.import_joint_position(cfg, joints, where)
+        if clip_actions(self.agent) is not None:
+            # A clip of the relative step is not a target range; keep only Isaac Lab's own.
+            fields['clip'] = self._clip(cfg, joints, where)
+        return fields
+
+    def import_velocity(self, cfg: Mapping, joints: list, where: str) -> dict:
+        """Card fields of a JointVelocityAction (default offset: the default joint velocity)."""
+        scale = [float(v) for v in jn.per_joint(cfg.get('scale', 1.0), joints, 1.0,
+                                                f'{where}.scale')]
+        if cfg.get('use_default_offset', True):
+            offset = [float(self.default_vel[self.joints.index(j)]) for j in joints]
+        else:
+            offset = [float(v) for v in jn.per_joint(cfg.get('offset', 0.0), joints, 0.0,
+                                                     f'{where}.offset')]
+        return {'scale': scale, 'offset': offset, 'clip': self._clip(cfg, joints, where)}
+
+    def import_binary(self, cfg: Mapping, joints: list, where: str) -> dict:
+        """Card fields of a BinaryJointPositionAction: open and close positions per joint."""
+        out = {}
+        for key, field_name in (('open', 'open_command_expr'), ('close', 'close_command_expr')):
+            values = jn.resolve_values(cfg.get(field_name) or {}, joints,
+                                       what=f'{where}.{field_name}')
+            missing = [j for j in joints if j not in values]
+            if missing:
+                raise jn.JointNameError(f'{where}.{field_name}: no value for joint(s) {missing}')
+            out[key] = [float(values[j]) for j in joints]
+        clip = self._clip(cfg, joints, where)
+        # The target range (the node's default position limits) spans open and close.
+        out['clip'] = clip if clip is not None and None not in clip else [
+            [min(a, b), max(a, b)] for a, b in zip(out['open'], out['close'])]
+        return out
+
+    def import_to_limits(self, cfg: Mapping, joints: list, where: str) -> dict:
+        """Card fields of (EMA)JointPositionToLimitsAction: scale, soft limits, alpha."""
+        out = {'scale': [float(v) for v in jn.per_joint(cfg.get('scale', 1.0), joints, 1.0,
+                                                        f'{where}.scale')],
+               'rescale_to_limits': bool(cfg.get('rescale_to_limits', True))}
+        missing = [n for n in joints if n not in self.limits]
+        if missing:
+            raise jn.JointNameError(f'{where}: needs the joint limits of {missing}: give '
+                                    f'--urdf (soft factor {self.soft_factor} is in env.yaml)')
+        out['soft_joint_pos_limits'] = [list(soft_limits(self.limits[n], self.soft_factor))
+                                        for n in joints]
+        if 'alpha' in cfg:
+            out['alpha'] = [float(v) for v in jn.per_joint(cfg['alpha'], joints, 1.0,
+                                                           f'{where}.alpha')]
+        clip = self._clip(cfg, joints, where)
+        out['clip'] = clip if clip is not None and None not in clip else \
+            out['soft_joint_pos_limits']
+        return out
+
+    def _clip(self, cfg: Mapping, joints: list, where: str) -> Optional[list]:
+        clip_cfg = cfg.get('clip')
+        if clip_cfg is None:
+            return None
+        return [None if c is None else [float(c[0]), float(c[1])]
+                for c in jn.per_joint(clip_cfg, joints, None, f'{where}.clip')]
 
     def _joint_position(self, cfg: Mapping, joints: list, where: str) -> tuple:
         scale = [float(v) for v in jn.per_joint(cfg.get('scale', 1.0), joints, 1.0,
@@ -160,20 +276,31 @@ class EnvTranslator:
                 clip[i] = (lo, hi)
         return scale, offset, clip
 
-    def _action_section(self, names: list, scale: list, offset: list, clip: list) -> dict:
-        section = {'type': 'joint_position', 'joint_names': names, 'scale': scale,
-                   'offset': offset, 'clip': None}
-        given = [c for c in clip if c is not None]
-        if len(given) == len(clip):
-            section['clip'] = [list(c) for c in clip]
-        elif given:
-            self.report.problem('actions', 'a clip is configured for only some action joints; '
-                                           'the card clips all joints or none')
+    def _action_section(self, terms: list) -> dict:
+        """One joint_position mapping as before, else action.terms in output order."""
+        for term in terms:
+            clip = term.get('clip')
+            given = [] if clip is None else [c for c in clip if c is not None]
+            if clip is not None and len(given) < len(clip):
+                if given:
+                    self.report.problem(f'action {term["name"]!r}', 'a clip is configured for '
+                                        'only some joints; the card clips all or none')
+                term['clip'] = None
+            if term.get('clip') is not None:
+                term['clip'] = [list(c) for c in term['clip']]
         if clip_actions(self.agent) is not None:
             self.report.warnings.append(
                 f'agent clip_actions {clip_actions(self.agent)} is carried as a target clip; '
                 f'note last_action then observes the clipped raw action in training')
-        return section
+        if all(t['type'] == 'joint_position' for t in terms):
+            clips = [t['clip'] for t in terms]
+            return {'type': 'joint_position',
+                    'joint_names': [j for t in terms for j in t['joint_names']],
+                    'scale': [v for t in terms for v in t['scale']],
+                    'offset': [v for t in terms for v in t['offset']],
+                    'clip': None if any(c is None for c in clips) else
+                    [c for clip in clips for c in clip]}
+        return {'terms': [{k: v for k, v in t.items() if v is not None} for t in terms]}
 
     # ------------------------------------------------------------------ observations
     def observations(self) -> tuple:
@@ -227,26 +354,25 @@ class EnvTranslator:
         where = f'term {group}.{term_name}'
         params = cfg.get('params') or {}
         card_name, card_params, width, reason = func, {}, None, None
-        if not _is_core(module, CORE_MODULES):
-            reason = f'{module}:{func} is project-specific, not an Isaac Lab core term'
-        elif cfg.get('modifiers'):
+        core = _is_core(module, CORE_MODULES)
+        if cfg.get('modifiers'):
             reason = 'observation modifiers are not supported'
         elif history and not flatten:
             reason = 'flatten_history_dim false: the policy input must be flat'
-        elif func in JOINT_TERMS:
+        elif core and func in JOINT_TERMS:
             card_params, width, reason = self._joint_params(func, params, where)
-        elif func in BASE_TERMS:
+        elif core and func in BASE_TERMS:
             width, reason = 3, self._robot_asset(params)
-        elif func == 'generated_commands':
-            card_name, reason = 'velocity_commands', self._command(params)
-            width = 3 if reason is None else None
-            card_params = {'command_name': params.get('command_name')}
-        elif func in ('last_action', 'actions'):
+        elif core and func == 'generated_commands':
+            card_name, card_params, width, reason = self._command_term(params)
+        elif core and func in ('last_action', 'actions'):
             card_name, width = 'last_action', self.action_width
             if params.get('action_name') is not None:
                 reason = 'last_action of a single action term (action_name) is not supported'
+        elif core and func == 'height_scan':
+            card_params, width, reason = self._height_scan(params)
         else:
-            reason = f'{func} is not supported at deployment'
+            card_name, card_params, width, reason = self._registered_term(module, func, params)
         scale, clip = cfg.get('scale'), cfg.get('clip')
         total = None if width is None else width * max(history, 1)
         self.report.terms.append(TermLine(group, term_name, f'{module}:{func}', total, scale,
@@ -296,14 +422,78 @@ class EnvTranslator:
                 list(soft_limits(self.limits[n], self.soft_factor)) for n in names]
         return card_params, len(names), None
 
-    def _command(self, params: Mapping) -> Optional[str]:
+    def _width_context(self) -> WidthContext:
+        return WidthContext(tuple(self.joints), self.action_width or 0)
+
+    def _registered_term(self, module: str, func: str, params: Mapping) -> tuple:
+        """(card name, card params, width, reason) for a func a registered term implements."""
+        path = f'{module}:{func}'
+        definition = self.registry.by_isaaclab_func(path)
+        if definition is None:
+            return func, {}, None, (
+                f'no registered observation term implements {path}. Write one in your '
+                f'package: ObservationTerm(name={func!r}, make=make(card, params) -> '
+                f'observation.Term(shape, compute(sample, out)), width=<values per step>, '
+                f'needs=(<source names>,), isaaclab_funcs=({path!r},)) and register it in '
+                f'entry-point group {OBSERVATION_GROUP!r}' + _params_hint(params))
+        return self._use_definition(definition, params)
+
+    def _use_definition(self, definition, params: Mapping) -> tuple:
+        card_params = {}
+        try:
+            if definition.import_params is not None:
+                card_params = dict(definition.import_params(params, self.env))
+            width = definition.width_for(self._width_context(), card_params)
+        except Exception as exc:  # noqa: B902 (a plugin may raise anything; report it)
+            return definition.name, {}, None, (
+                f'registered term {definition.name!r} '
+                f'({self.registry.origin(OBSERVATION_GROUP, definition.name)}) raised '
+                f'{type(exc).__name__} translating its params: {exc}')
+        return definition.name, card_params, width, None
+
+    def _command_term(self, params: Mapping) -> tuple:
+        """generated_commands: the term registered for the command's class."""
         name = params.get('command_name')
         cmd = (self.env.get('commands') or {}).get(name) or {}
         module, cls = _split(cmd.get('class_type'))
-        if cls.endswith('VelocityCommand') and module.startswith(('isaaclab', 'omni.isaac.lab')):
-            return None
-        return (f'command {name!r} is {cls or "undefined"}: only base velocity commands '
-                f'(geometry_msgs/Twist [vx, vy, wz]) are supported')
+        path = f'{module}:{cls}'
+        definition = self.registry.by_isaaclab_command(path)
+        if definition is None:
+            return 'generated_commands', {}, None, (
+                f'command {name!r} is {path if cls else "undefined"}, which no registered '
+                f'term implements. Write one in your package: ObservationTerm(name=..., '
+                f'make=..., width=<values>, needs=(<source names>,), '
+                f'isaaclab_commands=({path!r},)) and register it in entry-point group '
+                f'{OBSERVATION_GROUP!r}')
+        card_name, card_params, width, reason = self._use_definition(
+            definition, {**params, 'command': cmd})
+        if definition.name == 'velocity_commands':
+            card_params = {'command_name': name}
+        elif definition.name == 'pose_command' and cmd.get('make_quat_unique'):
+            card_params = {'make_quat_unique': True}
+        return card_name, card_params, width, reason
+
+    def _height_scan(self, params: Mapping) -> tuple:
+        """(card params, width, reason) of height_scan from its RayCaster's GridPattern."""
+        sensor = (params.get('sensor_cfg') or {}).get('name')
+        scanner = (self.env.get('scene') or {}).get(sensor) or {}
+        pattern = scanner.get('pattern_cfg') or {}
+        if not _split(pattern.get('func'))[1] in ('grid_pattern', ''):
+            return {}, None, f'scene.{sensor} pattern {pattern.get("func")} is not a grid'
+        if pattern.get('size') is None or pattern.get('resolution') is None:
+            return {}, None, f'scene.{sensor}.pattern_cfg lacks size or resolution'
+        card_params = {'size': [float(v) for v in pattern['size']],
+                       'resolution': float(pattern['resolution']),
+                       'ordering': str(pattern.get('ordering', 'xy')),
+                       'offset': float(params.get('offset', 0.5))}
+        offset = (scanner.get('offset') or {}).get('pos') or (0.0, 0.0, 0.0)
+        # Where the grid sits relative to the scanner's frame and how it turns with it: for
+        # whoever produces the height map on the robot; the term itself does not use them.
+        card_params['grid_offset'] = [float(offset[0]), float(offset[1])]
+        card_params['ray_alignment'] = str(scanner.get('ray_alignment') or (
+            'yaw' if scanner.get('attach_yaw_only') else 'base'))
+        nx, ny = grid_shape(card_params)
+        return card_params, nx * ny, None
 
     def _image_group(self, group: str, term: Mapping, group_cfg: Mapping) -> Optional[tuple]:
         params = term.get('params') or {}
@@ -335,6 +525,17 @@ class EnvTranslator:
         return group, spec, chw
 
 
+# Built-in action term -> the EnvTranslator method that writes its card fields.
+BUILTIN_ACTION_IMPORTS = {
+    'joint_position': 'import_joint_position',
+    'relative_joint_position': 'import_relative',
+    'joint_velocity': 'import_velocity',
+    'binary_joint_position': 'import_binary',
+    'joint_position_to_limits': 'import_to_limits',
+    'ema_joint_position_to_limits': 'import_to_limits',
+}
+
+
 def soft_limits(limits: Sequence[float], factor: float) -> tuple:
     """Isaac Lab's soft joint limits: the hard range shrunk about its middle by factor."""
     lo, hi = float(limits[0]), float(limits[1])
@@ -354,9 +555,9 @@ def image_spec(camera: Mapping, data_type: str, normalize: bool = True) -> dict:
 
 def translate(env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
               report: ImportReport, joint_limits: Optional[Mapping] = None,
-              name: str = 'isaaclab_policy') -> Translation:
+              name: str = 'isaaclab_policy', registry: Optional[Registry] = None) -> Translation:
     """Translate a manager-based env.yaml; everything untranslatable lands in the report."""
-    tr = EnvTranslator(env, agent, joints, report, joint_limits)
+    tr = EnvTranslator(env, agent, joints, report, joint_limits, registry)
     action = tr.actions()
     terms, width, images = tr.observations()
     report.control_dt = control_dt(env)
@@ -367,4 +568,5 @@ def translate(env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
                                'IMU frame must be aligned with the robot base')
     return Translation(name=name, control_dt=report.control_dt, joint_names=tuple(joints),
                        default_joint_pos=tuple(tr.defaults), group=tr.vector_group or 'policy',
-                       terms=tuple(terms), width=width, images=tuple(images), action=action)
+                       terms=tuple(terms), width=width, images=tuple(images), action=action,
+                       action_width=tr.action_width)

@@ -13,6 +13,7 @@ from .report import ImportReport
 from .yaml_loader import load_file
 from ..card import card_from_dict, CardError, PolicyCard
 from ..observation import ObservationBuilder
+from ..registry import load_registry, Registry
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,18 @@ def find_files(path: str | Path, onnx: Optional[str | Path] = None) -> RunFiles:
 
 def import_run(path: str | Path, onnx: Optional[str | Path] = None,
                joint_names: Optional[Sequence[str]] = None,
-               joint_limits: Optional[Mapping[str, tuple]] = None) -> ImportResult:
+               joint_limits: Optional[Mapping[str, tuple]] = None,
+               registry: Optional[Registry] = None) -> ImportResult:
     """
     Import an Isaac Lab run folder, env.yaml or IO_descriptors.yaml into a policy card.
 
-    Unsupported terms or actions, and width mismatches, are problems in the
-    report (no card); unreadable files raise IsaacLabFileError, DescriptorError
-    or FileNotFoundError.
+    Isaac Lab funcs and action classes map to the built-in or registered terms
+    of ``registry`` (default: every installed entry point). Unsupported terms
+    or actions, and width mismatches, are problems in the report (no card);
+    unreadable files raise IsaacLabFileError, DescriptorError or
+    FileNotFoundError.
     """
+    registry = registry if registry is not None else load_registry()
     files = find_files(path, onnx)
     report = ImportReport(source=str(path))
     sig = _signature(files.onnx, report)
@@ -87,8 +92,8 @@ def import_run(path: str | Path, onnx: Optional[str | Path] = None,
                        '--from-joint-states)')
         return ImportResult(report)
     name = str((agent or {}).get('experiment_name') or Path(path).name or 'isaaclab_policy')
-    tr = env_yaml.translate(env, agent, joint_names, report, joint_limits, name)
-    return _finish(assemble(tr, sig, report), report)
+    tr = env_yaml.translate(env, agent, joint_names, report, joint_limits, name, registry)
+    return _finish(assemble(tr, sig, report), report, registry)
 
 
 def _signature(onnx: Optional[Path], report: ImportReport) -> Optional[OnnxSignature]:
@@ -120,12 +125,13 @@ def _from_descriptors(files: RunFiles, sig: Optional[OnnxSignature],
     return _finish(assemble(tr, sig, report), report)
 
 
-def _finish(data: Optional[dict], report: ImportReport) -> ImportResult:
+def _finish(data: Optional[dict], report: ImportReport,
+            registry: Optional[Registry] = None) -> ImportResult:
     if data is None:
         return ImportResult(report)
     try:
         card = card_from_dict(data)
-        ObservationBuilder(card)  # resolves every term and checks the widths once more
+        ObservationBuilder(card, registry)  # resolves every term, checks the widths once more
     except CardError as exc:
         report.problem('card', str(exc))
         return ImportResult(report, card_data=data)

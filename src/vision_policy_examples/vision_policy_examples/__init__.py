@@ -1,0 +1,1 @@
+"""Example vision_policy plugins; each module is one policy's terms and sources."""
