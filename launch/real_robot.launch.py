@@ -1,48 +1,49 @@
 """
 Run the policy on a real robot: the policy_inference lifecycle node, optionally an H.264 stream.
 
-ros2 launch vision_policy real_robot.launch.py \
-    [model_path:=/path/policy.onnx] [card_path:=/path/policy.yaml] \
-    [params_file:=/path/params.yaml] [namespace:=arm] [use_sim_time:=false] \
-    [image_topic:=/camera/image_raw] [joint_states_topic:=/joint_states] \
-    [trajectory_topic:=/joint_trajectory_controller/joint_trajectory] \
-    [estop_topic:=/emergency_stop] [autostart:=true] [h264:=false]
+ros2 launch vision_policy real_robot.launch.py model_path:=/path/policy.onnx \
+    [card_path:=/path/policy.yaml] [params_file:=/path/params.yaml] [namespace:=arm] \
+    [use_sim_time:=false] [image_topic:=camera/image_raw] [joint_states_topic:=joint_states] \
+    [trajectory_topic:=joint_trajectory_controller/joint_trajectory] \
+    [estop_topic:=emergency_stop] [autostart:=true] [h264:=false]
 
-The node is a managed node: with autostart:=true (default) it configures and
-activates itself; with autostart:=false a lifecycle manager drives it.
-The topic arguments remap the node's default topic names.
+model_path has no default: a real robot is never commanded by a policy nobody chose.
+The node is a managed node: with autostart:=true (default) it configures and activates
+itself; with autostart:=false a lifecycle manager drives it. Topic names are relative, so
+namespace:=arm moves them all; the topic arguments remap them. Needs only vision_policy
+(h264:=true also needs vision_policy_sil and Isaac ROS).
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
-    ('model_path', PathJoinSubstitution([FindPackageShare('vision_policy'), 'models',
-                                         'reach_policy.onnx']), 'ONNX policy'),
+    ('model_path', '', 'ONNX policy (required)'),
     ('card_path', '', 'policy card YAML; empty = beside the model or embedded in it'),
     ('params_file', PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
                                           'real_robot.yaml']), 'node parameter file'),
-    ('namespace', '', 'namespace of the node (and of its relative names)'),
+    ('namespace', '', 'namespace of the node and of its (relative) topics'),
     ('use_sim_time', 'false', 'use /clock'),
     ('autostart', 'true', 'configure and activate without a lifecycle manager'),
-    ('image_topic', '/camera/image_raw', 'camera topic (sensor_msgs/Image)'),
-    ('joint_states_topic', '/joint_states', 'joint states topic'),
-    ('trajectory_topic', '/joint_trajectory_controller/joint_trajectory',
+    ('image_topic', 'camera/image_raw', 'camera topic (sensor_msgs/Image)'),
+    ('joint_states_topic', 'joint_states', 'joint states topic'),
+    ('trajectory_topic', 'joint_trajectory_controller/joint_trajectory',
      'JointTrajectory command topic'),
-    ('estop_topic', '/emergency_stop', 'std_msgs/Bool emergency stop'),
+    ('estop_topic', 'emergency_stop', 'std_msgs/Bool emergency stop'),
     ('log_level', 'info', 'ROS log level of the node'),
-    ('h264', 'false', 'also start the Isaac ROS H.264 stream of /camera/image_raw '
-     '(needs Isaac ROS)'),
+    ('h264', 'false', 'also start the Isaac ROS H.264 stream of the camera (needs '
+     'vision_policy_sil and Isaac ROS)'),
 ]
 
 
-def generate_launch_description() -> LaunchDescription:
-    """Declare the arguments and the policy node (plus the optional H.264 stream)."""
+def _actions(context):
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    if not cfg['model_path'].perform(context):
+        raise RuntimeError('real_robot.launch.py: model_path:=/path/policy.onnx is required '
+                           '(there is no default policy for a real robot)')
     node = LifecycleNode(
         package='vision_policy', executable='policy_inference', name='policy_inference',
         namespace=cfg['namespace'], output='screen',
@@ -53,19 +54,27 @@ def generate_launch_description() -> LaunchDescription:
             'autostart': cfg['autostart'],
         }],
         remappings=[
-            ('/camera/image_raw', cfg['image_topic']),
-            ('/joint_states', cfg['joint_states_topic']),
-            ('/joint_trajectory_controller/joint_trajectory', cfg['trajectory_topic']),
-            ('/emergency_stop', cfg['estop_topic']),
+            ('camera/image_raw', cfg['image_topic']),
+            ('joint_states', cfg['joint_states_topic']),
+            ('joint_trajectory_controller/joint_trajectory', cfg['trajectory_topic']),
+            ('emergency_stop', cfg['estop_topic']),
         ],
         arguments=['--ros-args', '--log-level', cfg['log_level']],
     )
-    h264 = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(PathJoinSubstitution(
-            [FindPackageShare('vision_policy_sil'), 'launch', 'nitros_pipeline.launch.py'])),
-        # Encoder only: the policy node resizes on the CPU exactly as its card says.
-        launch_arguments={'resize': 'false', 'convert': 'false', 'h264': 'true'}.items(),
-        condition=IfCondition(cfg['h264']))
+    actions = [node]
+    if cfg['h264'].perform(context).lower() == 'true':
+        # Only here is the SIL package needed: the deploy path does not depend on it.
+        actions.append(IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution(
+                [FindPackageShare('vision_policy_sil'), 'launch',
+                 'nitros_pipeline.launch.py'])),
+            # Encoder only: the policy node resizes on the CPU exactly as its card says.
+            launch_arguments={'resize': 'false', 'convert': 'false', 'h264': 'true'}.items()))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the arguments; the node starts only with an explicit model_path."""
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, default, text in ARGUMENTS] + [node, h264])
+         for name, default, text in ARGUMENTS] + [OpaqueFunction(function=_actions)])

@@ -4,7 +4,8 @@ import importlib.util
 
 from conftest import workspace_root
 import pytest
-from vision_policy.node import PARAMETERS
+from vision_policy.params import SPECS
+from vision_policy.sources import BUILTIN_SOURCES
 import yaml
 
 LAUNCH_FILES = sorted((workspace_root() / 'launch').glob('*.launch.py'))
@@ -13,9 +14,10 @@ LAUNCH_FILES = sorted((workspace_root() / 'launch').glob('*.launch.py'))
 def test_real_robot_params_are_known_and_typed():
     data = yaml.safe_load((workspace_root() / 'config' / 'real_robot.yaml').read_text())
     params = data['/**/policy_inference']['ros__parameters']
-    assert set(params) == set(PARAMETERS), set(params) ^ set(PARAMETERS)
+    source_topics = {s.topic_parameter for s in BUILTIN_SOURCES.values()}
+    assert set(params) == set(SPECS) | source_topics, set(params) ^ set(SPECS)
     for name, value in params.items():
-        default = PARAMETERS[name][0]
+        default = SPECS[name].default if name in SPECS else ''
         if isinstance(default, list):
             assert isinstance(value, list) and all(
                 isinstance(v, type(default[0])) for v in value), name

@@ -373,7 +373,9 @@ class PolicyInferenceNode(LifecycleNode):
         if not self.monitor.start_hold(hold):
             return
         self.stats.counters.holds += 1
-        self.get_logger().warn(f'holding the robot: {hold}', throttle_duration_sec=1.0)
+        # Flapping inputs could log a hold per tick; the final hold is always logged.
+        throttle = None if hold.reason is HoldReason.SHUTDOWN else 1.0
+        self.get_logger().warn(f'holding the robot: {hold}', throttle_duration_sec=throttle)
         if self.monitor.stamp_ns(JOINTS) is not None and self._traj_pub is not None:
             self._publish(self.core.hold_command(self._pos), 0)  # stamp 0: start now
 
