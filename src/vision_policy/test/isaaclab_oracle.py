@@ -372,6 +372,54 @@ def group_cfg(il, terms: Mapping[str, object], **options) -> object:
     return group
 
 
+# --------------------------------------------------------------------------- env.yaml -> cfgs
+def is_core(func_path: str) -> bool:
+    """Tell whether an env.yaml func / class_type path is Isaac Lab's own code (in the wheel)."""
+    return str(func_path).startswith('isaaclab.')
+
+
+def _scene_entity(il, value):
+    """Turn an env.yaml dict written from a SceneEntityCfg back into one (unresolved)."""
+    if isinstance(value, Mapping) and 'name' in value and 'joint_ids' in value:
+        fields = set(il.SceneEntityCfg.__dataclass_fields__)
+        return il.SceneEntityCfg(**{k: v for k, v in value.items() if k in fields})
+    return value
+
+
+def observation_term_from_yaml(il, cfg: Mapping) -> object:
+    """Isaac Lab's ObservationTermCfg for an env.yaml term, without noise (as deployed)."""
+    def tuple_or(value):
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+    return il.ObservationTermCfg(
+        func=il.string.string_to_callable(cfg['func']),
+        params={k: _scene_entity(il, v) for k, v in (cfg.get('params') or {}).items()},
+        scale=tuple_or(cfg.get('scale')), clip=tuple_or(cfg.get('clip')),
+        history_length=int(cfg.get('history_length') or 0),
+        flatten_history_dim=bool(cfg.get('flatten_history_dim', True)))
+
+
+def action_term_from_yaml(il, cfg: Mapping) -> object:
+    """Isaac Lab's action term cfg for an env.yaml action entry (by its class_type)."""
+    cls = il.string.string_to_callable(cfg['class_type'])
+    for candidate in vars(il.actions_cfg).values():
+        if isinstance(candidate, type) and getattr(candidate, 'class_type', None) is cls:
+            fields = set(candidate.__dataclass_fields__)
+            return candidate(**{k: v for k, v in cfg.items() if k in fields and
+                                k != 'class_type'})
+    raise LookupError(f'no action cfg class in isaaclab.envs.mdp.actions for {cls}')
+
+
+def default_joint_pos(il, env: Mapping, joint_names: Sequence[str]) -> list:
+    """Defaults as ``Articulation._process_cfg`` resolves init_state.joint_pos (others 0)."""
+    init = (((env.get('scene') or {}).get('robot') or {}).get('init_state') or {})
+    values = [0.0] * len(joint_names)
+    index, _, value = il.string.resolve_matching_names_values(init.get('joint_pos') or {},
+                                                              list(joint_names))
+    for i, v in zip(index, value):
+        values[i] = float(v)
+    return values
+
+
 def to_numpy(tensor) -> np.ndarray:
     """First env of a (1, ...) tensor, as float32 numpy."""
     return tensor[0].detach().cpu().numpy().astype(np.float32)
