@@ -21,6 +21,17 @@ def share_files(folder: str, patterns: tuple) -> list:
     return sorted(groups.items())
 
 
+CONSOLE_SCRIPTS = [
+    'policy_inference = vision_policy.node:main',
+    'vision_policy_export = vision_policy.tools.export:main',
+    'vision_policy_inspect = vision_policy.tools.inspect_model:main',
+    'vision_policy_import = vision_policy.tools.import_isaaclab:main',
+    'vision_policy_bench = vision_policy.tools.bench:main',
+]
+# The user's tools (not the node) also go to bin/, on PATH after sourcing the workspace:
+# each is a link to bin/ros2_run_shim, which runs lib/vision_policy/<tool>.
+TOOLS = [s.split(' = ')[0] for s in CONSOLE_SCRIPTS if s.startswith('vision_policy_')]
+
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -28,6 +39,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
+        ('bin', [f'bin/{tool}' for tool in TOOLS]),
         *share_files('launch', ('*.launch.py',)),
         *share_files('config', ('*.yaml', '*.xml')),
         *share_files('models', ('*.onnx', '*.yaml')),
@@ -40,13 +52,7 @@ setup(
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
     entry_points={
-        'console_scripts': [
-            'policy_inference = vision_policy.node:main',
-            'vision_policy_export = vision_policy.tools.export:main',
-            'vision_policy_inspect = vision_policy.tools.inspect_model:main',
-            'vision_policy_import = vision_policy.tools.import_isaaclab:main',
-            'vision_policy_bench = vision_policy.tools.bench:main',
-        ],
+        'console_scripts': CONSOLE_SCRIPTS,
         # The one registry (registry.py): built-in terms are registered exactly as a
         # user's package registers its own.
         'vision_policy.observation_terms': [

@@ -117,9 +117,12 @@ def _pipeline(context, *args, **kwargs):
 def generate_launch_description() -> LaunchDescription:
     """Declare the stage switches and sizes; build the container once they resolve."""
     return LaunchDescription([
-        DeclareLaunchArgument('resize', default_value='true',
-                              description='GPU resize to output_width x output_height'),
-        DeclareLaunchArgument('convert', default_value='true',
+        # Off by default: the GPU resize is bilinear, and the policy node's CPU path
+        # resizes exactly as the card says (area for the bundled policy).
+        DeclareLaunchArgument('resize', default_value='false',
+                              description='GPU resize (bilinear) to output_width x '
+                                          'output_height'),
+        DeclareLaunchArgument('convert', default_value='false',
                               description='GPU conversion of the policy image to rgb8'),
         DeclareLaunchArgument('h264', default_value='true',
                               description=f'H.264 monitoring stream on {topics.H264_IMAGE}'),
