@@ -37,6 +37,7 @@ from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .image import ImageError, view_image
 from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
+from .recording import Recorder, RecordingInfo
 from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
 from .stats import NodeStats
@@ -82,6 +83,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._joint_map: Optional[JointMap] = None
         self._sources = {}            # source name -> Source, the ones the card needs
         self._subs, self._timer, self._traj_pub = [], None, None
+        self._recorder: Optional[Recorder] = None  # record_path: writes on its own thread
         self._pos = self._vel = self._pos_in = self._vel_in = None  # card joint order
         self._msg = self._positions = None  # the one trajectory message, reused
         self._image_stamp_ns = 0      # stamp of the frame the core holds
@@ -166,6 +168,24 @@ class PolicyInferenceNode(LifecycleNode):
                                                        qos_profile_sensor_data))
         for source in self._sources.values():
             self._subs.append(self._subscribe_source(source))
+        if p.record_path:
+            names = [JOINTS, 'estop'] + [IMAGE] * uses_camera + list(self._sources)
+            self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
+                core, p.model_path, {n: sub.topic_name for n, sub in zip(names, self._subs)},
+                p.robot_joint_names, f'{self.get_fully_qualified_name()}/tick', vars(p)))
+
+    def _stop_recording(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+            if self._recorder.error or self._recorder.dropped:
+                self.get_logger().warn(f'recording {self._recorder.path}: dropped '
+                                       f'{self._recorder.dropped} items {self._recorder.error}')
+            self._recorder = None
+
+    def destroy_node(self) -> None:
+        """Finish the recording, if any, then destroy the node."""
+        self._stop_recording()
+        super().destroy_node()
 
     def _subscribe_source(self, source):
         if not self.has_parameter(source.topic_parameter):
@@ -204,6 +224,7 @@ class PolicyInferenceNode(LifecycleNode):
         if self._traj_pub is not None:
             self.destroy_lifecycle_publisher(self._traj_pub)
             self._traj_pub = None
+        self._stop_recording()
         self.core = None
         self.monitor = InputMonitor(())
         return super().on_cleanup(state)
@@ -248,7 +269,7 @@ class PolicyInferenceNode(LifecycleNode):
         self.stats.rates['image'].add(time.monotonic())
         if self.core is None:
             return
-        self._observe_clock()
+        now = self._observe_clock()
         stamp = _ns(msg.header.stamp)
         problem = self.monitor.check_stamp(IMAGE, stamp, self.params.max_image_age)
         if problem is None:
@@ -268,6 +289,8 @@ class PolicyInferenceNode(LifecycleNode):
         self._image_used = False
         self._image_stamp_ns = stamp
         self.monitor.accept(IMAGE, stamp)
+        if self._recorder is not None:
+            self._recorder.add_input(IMAGE, msg, now, reliable=False)
         self.stats.stages['receive'].append(t1 - t0)
         self.stats.stages['preprocess'].append(self.core.timing['preprocess'])
         if self.params.trigger == 'image' and self._active:
@@ -278,7 +301,7 @@ class PolicyInferenceNode(LifecycleNode):
         self.stats.rates['joint_states'].add(time.monotonic())
         if self.core is None:
             return
-        self._observe_clock()
+        now = self._observe_clock()
         stamp = _ns(msg.header.stamp)
         problem = self.monitor.check_stamp(JOINTS, stamp, self.params.max_joint_state_age)
         if problem is None:
@@ -294,6 +317,8 @@ class PolicyInferenceNode(LifecycleNode):
         self._pos[:], self._vel[:] = self._pos_in, self._vel_in
         self.monitor.joints_valid = True
         self.monitor.accept(JOINTS, stamp)
+        if self._recorder is not None:
+            self._recorder.add_input(JOINTS, msg, now, reliable=False)
 
     def _on_source(self, source, msg) -> None:
         if self.core is None:
@@ -311,12 +336,16 @@ class PolicyInferenceNode(LifecycleNode):
             return
         self.core.set_extras(values)
         self.monitor.accept(source.name, stamp)
+        if self._recorder is not None:
+            self._recorder.add_input(source.name, msg, now, source.qos != 'sensor_data')
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data and not self.monitor.estop:
             self.stats.counters.estops += 1
             self.get_logger().warn('emergency stop: holding')
         self.monitor.estop = bool(msg.data)
+        if self._recorder is not None:
+            self._recorder.add_input('estop', msg, self.get_clock().now().nanoseconds)
         if self.monitor.estop and self._active:
             self._hold(Hold(HoldReason.EMERGENCY_STOP))
 
@@ -353,6 +382,8 @@ class PolicyInferenceNode(LifecycleNode):
         stamp_ns = self._image_stamp_ns if IMAGE in self.core.needs else \
             self.monitor.stamp_ns(JOINTS)
         self._publish(command, stamp_ns if p.stamp_source == 'image' else 0)
+        if self._recorder is not None:
+            self._recorder.add_tick(now, self.core)  # copies core.tick, writes elsewhere
         self.monitor.commanded()
         self.stats.counters.commands += 1
         self.stats.latency.append((self.get_clock().now().nanoseconds - stamp_ns) * 1e-9)
@@ -370,7 +401,10 @@ class PolicyInferenceNode(LifecycleNode):
         """Publish the measured positions once, then command nothing until fresh data."""
         # One hold message per hold: a failed resume (e.g. a model that keeps returning NaN)
         # does not repeat it, since nothing was commanded in between.
-        if not self.monitor.start_hold(hold):
+        due = self.monitor.start_hold(hold)
+        if self._recorder is not None:  # every held tick, with its reason
+            self._recorder.add_tick(self.get_clock().now().nanoseconds, self.core, str(hold))
+        if not due:
             return
         self.stats.counters.holds += 1
         # Flapping inputs could log a hold per tick; the final hold is always logged.
@@ -442,6 +476,10 @@ class PolicyInferenceNode(LifecycleNode):
             if stamp is not None:
                 values.append((f'{name}_age_s', f'{(now - stamp) * 1e-9:.4f}'))
         values += self.stats.values(time.monotonic())
+        if self._recorder is not None:
+            values += [('record_path', str(self._recorder.path)),
+                       ('record_dropped', str(self._recorder.dropped)),
+                       ('record_error', self._recorder.error)]
         if self.core is not None:
             limits = self.core.limits
             values += [('providers', ','.join(self.core.providers)),

@@ -74,6 +74,8 @@ PARAMETERS = (
                                        'finite and > 0', runtime=True),
     ParamSpec('clock_timeout', 2.0, 'with use_sim_time: hold when /clock has not advanced for '
                                     'this long in wall time (s)', (0.1, 60.0)),
+    ParamSpec('record_path', '', 'write an MCAP recording (inputs used, per-tick data) to this '
+                                 'file; empty = no recording; see recording.py'),
 )
 SPECS: Mapping[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 SAFETY_LIMITS = ('position_lower_limits', 'position_upper_limits', 'max_joint_step')
@@ -104,6 +106,7 @@ class NodeParams:
     position_upper_limits: tuple
     max_joint_step: tuple
     clock_timeout: float
+    record_path: str
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> 'NodeParams':

@@ -201,7 +201,11 @@ class McapFile:
     def __init__(self, path: str | Path, library: str = 'vision_policy recording'):
         from mcap.writer import CompressionType, Writer
         self.path = Path(path)
-        self._stream = open(self.path, 'wb')
+        try:
+            self._stream = open(self.path, 'wb')
+        except OSError as exc:
+            raise RecordingError(f'record_path {str(self.path)!r}: cannot write the recording '
+                                 f'({exc.strerror}); expected a writable file path') from None
         # rosbag2's defaults: chunked, uncompressed.
         self._writer = Writer(self._stream, compression=CompressionType.NONE)
         self._writer.start(profile='ros2', library=library)
@@ -265,6 +269,7 @@ class _Input:
     msg: Any
     log_time_ns: int
     reliable: bool
+    type_name: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -311,14 +316,24 @@ class Recorder:
         except queue.Full:
             self.dropped += 1
 
-    def add_input(self, kind: str, msg: Any, log_time_ns: int, reliable: bool = True) -> None:
-        """Queue an input message the node used; kind names its entry in input_topics."""
+    def add_input(self, kind: str, msg: Any, log_time_ns: int, reliable: bool = True,
+                  type_name: Optional[str] = None) -> None:
+        """
+        Queue an input message the node used; kind names its entry in input_topics.
+
+        ``msg`` is an rclpy message, or its serialised CDR bytes (a raw subscription) with
+        ``type_name`` ('sensor_msgs/msg/Image'). ``log_time_ns`` is the node clock's
+        reading when the node took it (replay tells a clock jump from it).
+        """
         topic = self.info.input_topics.get(kind)
         if topic is None:
             raise RecordingError(f'input kind {kind!r} has no topic in the recording; '
                                  f'known: {sorted(self.info.input_topics)}')
+        if isinstance(msg, (bytes, bytearray, memoryview)) and type_name is None:
+            raise RecordingError(f'input {kind!r}: serialised bytes need their type_name')
         # rclpy hands each callback a new message object, so a reference is a snapshot.
-        self._put(_Input(kind, topic, msg, int(log_time_ns), reliable))
+        self._put(_Input(kind, topic, bytes(msg) if isinstance(msg, memoryview) else msg,
+                         int(log_time_ns), reliable, type_name))
 
     def add_tick(self, log_time_ns: int, core=None, hold_reason: Optional[str] = None) -> int:
         """
@@ -378,7 +393,10 @@ class Recorder:
                 self.dropped += 1
                 continue
             try:
-                if isinstance(item, _Input):
+                if isinstance(item, _Input) and item.type_name is not None:
+                    self._file.write(item.topic, item.type_name, bytes(item.msg),
+                                     item.log_time_ns, reliable=item.reliable)
+                elif isinstance(item, _Input):
                     self._file.write(item.topic, type_name_of(item.msg),
                                      serialize_message(item.msg), item.log_time_ns,
                                      reliable=item.reliable)

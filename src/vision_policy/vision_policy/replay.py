@@ -289,7 +289,13 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
     term_topics = {term_subtopic(key): key for key in info.terms}
     tick_data: dict = {}
     needs_reset = False
-    for topic, _, sequence, cdr in source.messages():
+    last_ns = None
+    for topic, log_ns, sequence, cdr in source.messages():
+        # The node resets the core when its clock jumps backwards (a simulator reset);
+        # the recorded log times are its clock readings, in the order it took them.
+        if last_ns is not None and log_ns < last_ns:
+            core.reset()
+        last_ns = log_ns
         kind = kinds.get(topic)
         if kind is not None:
             msg = _decode(cdr, source.topics[topic])
