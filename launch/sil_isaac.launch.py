@@ -22,10 +22,21 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration, \
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from vision_policy_sil import topics
+
+def _topics():
+    # Imported when the launch runs, not when vision_policy is installed: the SIL
+    # packages depend on vision_policy, never the other way round.
+    try:
+        from vision_policy_sil import topics
+    except ImportError as exc:
+        raise RuntimeError('sil_isaac.launch.py needs the vision_policy_sil and '
+                           'isaac_sim_bridge packages: build the whole workspace') from exc
+    return topics
 
 
 def _policy_node(context, *args, **kwargs):
+    topics = _topics()
+
     def on(name: str) -> bool:
         return LaunchConfiguration(name).perform(context).lower() in ('true', '1', 'yes')
 
@@ -46,6 +57,7 @@ def _policy_node(context, *args, **kwargs):
 
 def generate_launch_description() -> LaunchDescription:
     """Isaac Sim bridge + NITROS pipeline + trajectory adapter + policy node."""
+    topics = _topics()
     vision_policy = FindPackageShare('vision_policy')
     arguments = [
         DeclareLaunchArgument('usd_path', description='USD stage with robot and camera'),
@@ -72,6 +84,8 @@ def generate_launch_description() -> LaunchDescription:
             default_value=PathJoinSubstitution(
                 [FindPackageShare('vision_policy_sil'), 'config', 'sil_isaac.yaml']),
             description='parameters of policy_inference and trajectory_to_joint_command'),
+        # Off by default: the GPU resize is bilinear; the policy node's CPU path resizes
+        # exactly as the card says.
         DeclareLaunchArgument('nitros_resize', default_value='false',
                               description='GPU resize (bilinear) for the policy image'),
         DeclareLaunchArgument('nitros_convert', default_value='false',

@@ -57,3 +57,46 @@ def test_params_file_loads_into_the_node(model_path):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def workspace_graph() -> dict:
+    """Workspace package -> the workspace packages its package.xml depends on."""
+    import xml.etree.ElementTree as ET
+    manifests = {ET.parse(p).find('name').text: ET.parse(p)
+                 for p in (workspace_root() / 'src').glob('*/package.xml')}
+    tags = ('depend', 'exec_depend', 'build_depend', 'build_export_depend', 'test_depend')
+    return {name: {d.text for tag in tags for d in tree.iter(tag) if d.text in manifests}
+            for name, tree in manifests.items()}
+
+
+def test_package_dependencies_are_acyclic():
+    graph = workspace_graph()
+    assert 'vision_policy' in graph and not graph['vision_policy'], graph['vision_policy']
+    done, visiting = set(), []
+
+    def visit(name):
+        assert name not in visiting, f'dependency cycle: {visiting + [name]}'
+        if name in done:
+            return
+        visiting.append(name)
+        for dep in graph[name]:
+            visit(dep)
+        visiting.pop()
+        done.add(name)
+    for name in graph:
+        visit(name)
+
+
+def test_deploy_path_needs_only_vision_policy():
+    import ast
+    launch = workspace_root() / 'launch' / 'real_robot.launch.py'
+    imported = {alias.name.split('.')[0] for node in ast.walk(ast.parse(launch.read_text()))
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split('.')[0] for node in ast.walk(ast.parse(launch.read_text()))
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= {'launch', 'launch_ros'}, imported
+    dockerfile = (workspace_root() / 'docker' / 'Dockerfile.deploy').read_text()
+    copied = [line.split()[1] for line in dockerfile.splitlines() if line.startswith('COPY')]
+    assert [c for c in copied if c.startswith('src/')] == ['src/vision_policy/'], copied
+    # docker stop signals ros2 launch (PID 1); SIGINT is what it forwards to the node.
+    assert 'STOPSIGNAL SIGINT' in dockerfile.splitlines()
