@@ -61,7 +61,7 @@ def _set(data, path, value):
     ('action.offset', 'zero', "action.offset: expected 'default', a number or 3 numbers"),
     ('action.clip', [[1.0, -1.0], [0, 1], [0, 1]], 'action.clip[0]: lower bound 1.0 is above'),
     ('inputs.0.group', 'proprio', "inputs[0].group: 'proprio' is not an observation group"),
-    ('inputs.0.shape', [1, -9], 'inputs[0].shape: expected positive integer dims'),
+    ('inputs.0.shape', [1, -9], 'inputs[0].shape: expected integer dims >= 0'),
     ('inputs.1', {'name': 'image', 'shape': [1, 3, 64, 64]}, 'give exactly one of group'),
     ('observations.policy.terms', [], 'observations.policy.terms: a group needs at least one'),
     ('observations.policy.terms.0.clip', [1.0, 0.0], 'terms[0].clip: lower bound 1.0'),

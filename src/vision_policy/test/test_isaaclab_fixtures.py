@@ -6,12 +6,15 @@ runs through PolicyCore and onnxruntime on synthetic inputs, or is refused
 with a report naming the unsupported terms.
 """
 
+from types import MappingProxyType
+
 import numpy as np
 import pytest
 from vision_policy.action import SafetyLimits
 from vision_policy.card import load_card
 from vision_policy.core import PolicyCore
 from vision_policy.isaaclab.importer import import_run
+from vision_policy.registry import GROUPS, load_registry, Registry
 from vision_policy.runtime import open_session, PolicyRuntime, RuntimeOptions
 from vision_policy.tools.import_isaaclab import main as import_main
 import yaml
@@ -33,10 +36,10 @@ def run_core(card, model):
     n = len(card.action.joint_names)
     core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs, 0),
                       SafetyLimits.build(n, [-10.0], [10.0], [10.0]))
-    core.set_extras(dict(imu_orientation=np.array([0.0, 0.0, 0.0, 1.0]),
-                         imu_angular_velocity=np.array([0.1, 0.0, -0.1]),
-                         base_lin_vel=np.array([0.3, 0.0, 0.0]),
-                         velocity_command=np.array([0.5, 0.0, 0.2])))
+    core.set_extras({'imu_orientation': np.array([0.0, 0.0, 0.0, 1.0]),
+                     'imu_angular_velocity': np.array([0.1, 0.0, -0.1]),
+                     'base_lin_vel': np.array([0.3, 0.0, 0.0]),
+                     'velocity_command': np.array([0.5, 0.0, 0.2])})
     pos = np.asarray(card.default_joint_pos, dtype=np.float32)
     command = core.step(pos, np.zeros_like(pos))
     assert np.all(np.isfinite(command))
@@ -97,9 +100,19 @@ def test_docs_io_descriptors(fixtures_dir, robot, width, joints):
     assert result.card.action.joint_names == result.card.joint_names
 
 
+def builtin_only():
+    """Return the registry as a fresh install has it: vision_policy's own terms only."""
+    full = load_registry()
+    keep = set(full.builtin)
+    tables = [MappingProxyType({n: d for n, d in table.items() if (group, n) in keep})
+              for group, table in zip(GROUPS, (full.observation_terms, full.action_terms,
+                                               full.sources))]
+    return Registry(*tables, origins=full.origins, builtin=full.builtin)
+
+
 def test_g1_mimic_refused_naming_task_terms(fixtures_dir):
     run = fixtures_dir / 'g1_mimic__andyzong16_Isaaclab_Training'
-    result = import_run(run, joint_names=G1_29)
+    result = import_run(run, joint_names=G1_29, registry=builtin_only())
     assert result.card is None
     whats = [p.what for p in result.report.problems]
     assert whats == ['term policy.command', 'term policy.motion_anchor_pos_b',
@@ -114,12 +127,15 @@ def test_g1_mimic_refused_naming_task_terms(fixtures_dir):
 
 def test_so101_refused_naming_project_terms(fixtures_dir):
     run = fixtures_dir / 'so101_pickplace_bowl__JianwenCao_robot_learning'
-    result = import_run(run, joint_names=SO101)
+    result = import_run(run, joint_names=SO101, registry=builtin_only())
     assert result.card is None
     text = result.report.render()
     for name in ('gripper_state', 'bowl_xy', 'ee_proj_xy', 'ee_to_bowl_xy',
-                 'cube_pos_xy_noisy', 'BinaryJointPositionAction'):
+                 'cube_pos_xy_noisy'):
         assert name in text
+    # Isaac Lab's own gripper action is built in: only the project's terms are refused.
+    assert [p.what for p in result.report.problems if p.what.startswith('action')] == []
+    assert 'BinaryJointPositionAction -> binary_joint_position, width 1' in text
     assert any("'wrist_image' is disabled" in w for w in result.report.warnings)
     clip = result.report.actions[0].clip
     assert clip[4] == (-2.74385, 2.84121)

@@ -505,14 +505,18 @@ def _input(data: Any, where: str) -> InputSpec:
     f = _Fields(data, where)
     name = f.get('name', kind=str)
     shape = f.get('shape', kind=list)
-    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                             for d in shape):
-        raise CardError(f'{f.path("shape")}: expected positive integer dims, found {shape!r}')
+        raise CardError(f'{f.path("shape")}: expected integer dims >= 0, found {shape!r}')
     dtype = f.choice('dtype', DTYPES, 'float32')
     group = f.get('group', None, str)
     state_of = f.get('state_of', None, str)
     f.finish()
-    if (group is None) == (state_of is None):
+    empty = 0 in shape
+    if empty and (group is not None or state_of is not None):
+        raise CardError(f'{where}: an input of shape {shape} holds no values; it takes '
+                        f'neither group nor state_of (it is fed with an empty array)')
+    if not empty and (group is None) == (state_of is None):
         raise CardError(f'{where}: give exactly one of group (an observation group) or '
                         f'state_of (the recurrent output it carries), found '
                         f'group={group!r}, state_of={state_of!r}')

@@ -418,6 +418,9 @@ class ObservationBuilder:
         self.term_values = {}
         for spec in card.inputs:
             if spec.group is None:
+                if 0 in spec.shape:
+                    # An input of no values (rsl_rl's empty obs of image-only policies).
+                    self.inputs[spec.name] = np.zeros(spec.shape, dtype=np.float32)
                 continue
             group = card.group(spec.group)
             slots = self._slots(group)

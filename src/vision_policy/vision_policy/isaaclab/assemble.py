@@ -88,8 +88,22 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
                            'state_of': state_out})
             recurrent.append([state_in, state_out])
             fed.add(state_in)
+        if sig.obs is not None and sig.obs.width == 0 and sig.obs.name not in fed and \
+                not tr.terms:
+            # rsl_rl before Isaac Lab PR #6159 exported image-only policies with an empty
+            # vector input: feed it with nothing.
+            inputs.append({'name': sig.obs.name, 'shape': [1, 0], 'dtype': 'float32'})
+            fed.add(sig.obs.name)
+            report.widths[sig.obs.name] = (0, 0)
         for t in sig.inputs:
-            if t.name not in fed:
+            if t.name in fed:
+                continue
+            if sig.obs is not None and t.name == sig.obs.name and \
+                    any(line.group == tr.group for line in report.terms):
+                report.problem(f'ONNX input {t.name!r}', f'group {tr.group!r} feeds it, but '
+                                                         f'none of its terms could be '
+                                                         f'translated (see above)')
+            else:
                 report.problem(f'ONNX input {t.name!r}', 'nothing in the run files feeds it')
     if tr.action is None and not any(p.what.startswith('action') for p in report.problems):
         report.problem('actions', 'no translatable action term')
@@ -116,4 +130,6 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
         card['image'] = image
     if recurrent:
         card['recurrent'] = recurrent
+    if report.actuators:
+        card['actuators'] = report.actuators
     return card

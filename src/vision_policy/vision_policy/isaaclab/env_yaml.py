@@ -45,8 +45,26 @@ def _is_core(module: str, prefixes: Sequence[str]) -> bool:
     return any(module == p or module.startswith(p + '.') for p in prefixes)
 
 
+def _single_image(group_cfg: Mapping) -> bool:
+    """Tell whether a group holds exactly one term, Isaac Lab's image term."""
+    terms = [v for v in group_cfg.values() if isinstance(v, Mapping) and 'func' in v]
+    return len(terms) == 1 and _split(terms[0]['func'])[1] == 'image'
+
+
+def encoder_groups(agent: Optional[Mapping], actor: Sequence[str]) -> dict:
+    """{group: obs_groups key} for groups agent.yaml routes to networks other than the critic."""
+    routed = {}
+    for key, groups in ((agent or {}).get('obs_groups') or {}).items():
+        if key in ('policy', 'critic') or not isinstance(groups, (list, tuple)):
+            continue
+        for group in groups:
+            if group not in actor:
+                routed.setdefault(str(group), str(key))
+    return routed
+
+
 def _params_hint(params: Mapping) -> str:
-    """The Isaac Lab params a user's term will see, for the refusal message."""
+    """Show the Isaac Lab params a user's term will see, for the refusal message."""
     plain = {k: v for k, v in params.items() if not isinstance(v, Mapping)}
     return f' (its Isaac Lab params: {plain})' if plain else ''
 
@@ -307,10 +325,17 @@ class EnvTranslator:
         """(vector terms, width or None, image groups) for the groups the actor sees."""
         obs = self.env.get('observations') or {}
         wanted = actor_groups(self.agent)
+        encoders = encoder_groups(self.agent, wanted)
         for name, cfg in obs.items():
             if cfg is None:
                 self.report.warnings.append(f'observation group {name!r} is disabled (null): '
                                             f'skipped')
+            elif name in encoders and _single_image(cfg):
+                self.report.warnings.append(
+                    f'observation group {name!r} is routed by agent.yaml obs_groups'
+                    f'[{encoders[name]!r}] to a separate encoder: imported as an image input '
+                    f'(the exported ONNX must take it)')
+                wanted = wanted + [name]
             elif name not in wanted:
                 self.report.warnings.append(f'observation group {name!r} does not feed the '
                                             f'actor: skipped')
@@ -324,7 +349,7 @@ class EnvTranslator:
                 continue
             group_terms = [(k, v) for k, v in cfg.items() if isinstance(v, Mapping) and
                            'func' in v]
-            if len(group_terms) == 1 and _split(group_terms[0][1]['func'])[1] == 'image':
+            if _single_image(cfg):
                 image = self._image_group(name, group_terms[0][1], cfg)
                 if image is not None:
                     images.append(image)
@@ -499,7 +524,7 @@ class EnvTranslator:
         params = term.get('params') or {}
         sensor = (params.get('sensor_cfg') or {}).get('name', 'tiled_camera')
         data_type = params.get('data_type', 'rgb')
-        camera = (self.env.get('scene') or {}).get(sensor) or {}
+        camera = camera_size((self.env.get('scene') or {}).get(sensor) or {})
         history, _ = self._history(term, group_cfg)
         reason = None
         if not _is_core(_split(term.get('func'))[0], CORE_MODULES):
@@ -536,6 +561,54 @@ BUILTIN_ACTION_IMPORTS = {
 }
 
 
+# Card actuator field -> the Isaac Lab actuator cfg fields it is read from, first given wins
+# (an implicit actuator's limits are the *_sim ones; an explicit one's are the plain ones).
+ACTUATOR_SOURCES = {
+    'stiffness': ('stiffness',),
+    'damping': ('damping',),
+    'effort_limit': ('effort_limit_sim', 'effort_limit'),
+    'velocity_limit': ('velocity_limit_sim', 'velocity_limit'),
+    'armature': ('armature',),
+    'friction': ('friction',),
+    'min_delay_steps': ('min_delay',),
+    'delay_steps': ('max_delay',),
+}
+
+
+def actuators(env: Mapping, joints: Sequence[str], report: ImportReport) -> dict:
+    """Read the training actuator fields per joint from scene.robot.actuators, for the card."""
+    configs = (((env.get('scene') or {}).get('robot') or {}).get('actuators') or {})
+    out = {}
+    for group, cfg in configs.items():
+        if not isinstance(cfg, Mapping):
+            continue
+        where = f'scene.robot.actuators.{group}'
+        try:
+            names = jn.resolve_names(cfg.get('joint_names_expr'), joints, False, where)
+            fields = {}
+            for card_field, keys in ACTUATOR_SOURCES.items():
+                key = next((k for k in keys if cfg.get(k) is not None), None)
+                if key is not None:
+                    fields[card_field] = jn.per_joint(cfg[key], names, None, f'{where}.{key}')
+        except jn.JointNameError as exc:
+            report.warnings.append(f'actuators not recorded for {group!r}: {exc}')
+            continue
+        kind = _split(cfg.get('class_type'))[1]
+        for i, joint in enumerate(names):
+            entry = {'type': kind} if kind else {}
+            entry.update({k: float(v[i]) for k, v in fields.items() if v[i] is not None})
+            out[joint] = entry
+    return out
+
+
+def camera_size(camera: Mapping) -> Mapping:
+    """Return the camera cfg with width/height (a RayCasterCamera keeps them in pattern_cfg)."""
+    pattern = camera.get('pattern_cfg') or {}
+    if not camera.get('width') and pattern.get('width') and pattern.get('height'):
+        return {**camera, 'width': pattern['width'], 'height': pattern['height']}
+    return camera
+
+
 def soft_limits(limits: Sequence[float], factor: float) -> tuple:
     """Isaac Lab's soft joint limits: the hard range shrunk about its middle by factor."""
     lo, hi = float(limits[0]), float(limits[1])
@@ -566,6 +639,7 @@ def translate(env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
     if any(t['name'] in BASE_TERMS for t in terms):
         report.warnings.append('base_ang_vel/projected_gravity come from the IMU topic: the '
                                'IMU frame must be aligned with the robot base')
+    report.actuators = actuators(env, joints, report)
     return Translation(name=name, control_dt=report.control_dt, joint_names=tuple(joints),
                        default_joint_pos=tuple(tr.defaults), group=tr.vector_group or 'policy',
                        terms=tuple(terms), width=width, images=tuple(images), action=action,

@@ -8,6 +8,7 @@ from typing import Mapping, Optional, Sequence
 
 from . import direct_env, env_yaml, io_descriptors
 from .assemble import assemble
+from .joint_names import JointNameError
 from .onnx_io import OnnxSignature, OnnxSignatureError, read_signature
 from .report import ImportReport
 from .yaml_loader import load_file
@@ -91,8 +92,18 @@ def import_run(path: str | Path, onnx: Optional[str | Path] = None,
                        'articulation order (--joint-names, --joint-names-file, --urdf or '
                        '--from-joint-states)')
         return ImportResult(report)
+    twice = sorted({n for n in joint_names if list(joint_names).count(n) > 1})
+    if twice:
+        report.problem('joint_names', f'the joint names given list {twice} more than once')
+        return ImportResult(report)
     name = str((agent or {}).get('experiment_name') or Path(path).name or 'isaaclab_policy')
-    tr = env_yaml.translate(env, agent, joint_names, report, joint_limits, name, registry)
+    try:
+        tr = env_yaml.translate(env, agent, joint_names, report, joint_limits, name, registry)
+    except JointNameError as exc:
+        # Patterns of env.yaml that match none of the given names: the names are wrong.
+        report.problem('joint_names', f'{exc}. The joint names given '
+                                      f'{list(joint_names)} do not match env.yaml')
+        return ImportResult(report)
     return _finish(assemble(tr, sig, report), report, registry)
 
 

@@ -52,6 +52,8 @@ class ImportReport:
     warnings: list = field(default_factory=list)
     # input name -> (width the card produces, width the ONNX input expects or None)
     widths: dict = field(default_factory=dict)
+    # joint -> training actuator fields (stiffness, damping, limits, delay), for the card
+    actuators: dict = field(default_factory=dict)
 
     def problem(self, what: str, reason: str) -> None:
         """Record something untranslatable."""
@@ -81,11 +83,18 @@ class ImportReport:
         for a in self.actions:
             lines.append(f'  {a.name} ({a.kind}): {len(a.joints)} joint(s)')
             for i, joint in enumerate(a.joints):
+                if not a.scale:
+                    lines.append(f'    {joint}')
+                    continue
                 scale = a.scale[i] if a.scale else '?'
                 offset = a.offset[i] if a.offset else '?'
                 clip = a.clip[i] if a.clip else None
                 lines.append(f'    {joint:<28} target = raw x {_short(scale)} + '
                              f'{_short(offset)}' + (f', clip {_short(clip)}' if clip else ''))
+        if self.actuators:
+            lines.append('training actuators (the robot controller should match them):')
+            lines += [f'  {joint:<28} {actuator_text(fields)}'
+                      for joint, fields in self.actuators.items()]
         for name, (mine, model) in self.widths.items():
             if model is None or mine is None:
                 verdict = 'not checked (' + ('no ONNX' if model is None else
@@ -100,6 +109,13 @@ class ImportReport:
         lines.append('result: ' + ('card can be written' if self.ok else
                                    f'{len(self.problems)} problem(s), no card'))
         return '\n'.join(lines)
+
+
+def actuator_text(fields: dict) -> str:
+    """One line of actuator fields: 'ImplicitActuator stiffness 100 damping 2 ...'."""
+    parts = [str(fields['type'])] if 'type' in fields else []
+    parts += [f'{k} {_short(v)}' for k, v in fields.items() if k != 'type']
+    return ' '.join(parts)
 
 
 def _short(value: object) -> str:

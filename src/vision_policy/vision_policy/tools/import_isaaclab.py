@@ -7,12 +7,14 @@ vision_policy_import: an Isaac Lab run folder (or IO_descriptors.yaml) -> a poli
 
 Prints the import report. Exit status: 0 card written; 2 refused (an
 untranslatable term or action, or a width that differs from the ONNX input);
-3 a template was written (direct-workflow env: fill it in); 1 unreadable input.
+3 a template was written (direct-workflow env: fill it in); 1 unreadable input or an
+--output that cannot be written.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 import sys
 import time
@@ -23,6 +25,7 @@ from ..isaaclab.joint_names import JointNameError
 from ..isaaclab.onnx_io import OnnxSignatureError
 from ..isaaclab.urdf import read_urdf, UrdfError
 from ..isaaclab.yaml_loader import IsaacLabFileError
+from ..registry import load_registry
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_TEMPLATE = 0, 1, 2, 3
 
@@ -41,7 +44,21 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument('--joint-states-topic', default='/joint_states')
     p.add_argument('--timeout', type=float, default=5.0, help='s to wait for /joint_states')
     p.add_argument('--output', '-o', required=True, help='card YAML to write')
+    p.add_argument('--plugin-module', action='append', default=[], metavar='MODULE',
+                   help='a module of your own terms (its VISION_POLICY_PLUGINS), for terms not '
+                        'installed through entry points; may be repeated')
     return p.parse_args(argv)
+
+
+def check_output(path: Path) -> Optional[str]:
+    """Say why a card cannot be written to path (None if it can), before any work is done."""
+    if path.is_dir():
+        return f'--output {path} is a directory; give a file name such as {path}/policy.yaml'
+    if not path.parent.is_dir():
+        return f'--output {path}: folder {path.parent} does not exist'
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f'--output {path}: not writable'
+    return None
 
 
 def joints_from_args(args: argparse.Namespace) -> tuple:
@@ -81,21 +98,37 @@ def joint_states_names(topic: str, timeout: float) -> list:
     return got[0]
 
 
+def write(path: Path, text: str) -> bool:
+    """Write the card; False (and a message) when the file system refuses."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        print(f'vision_policy_import: cannot write {path}: {exc.strerror}', file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: Optional[list] = None) -> int:
     """Run the import; see the module docstring for the exit status."""
     args = parse_args(argv)
+    out = Path(args.output)
+    problem = check_output(out)
+    if problem is not None:
+        print(f'vision_policy_import: {problem}', file=sys.stderr)
+        return EXIT_ERROR
     try:
         joints, limits, warnings = joints_from_args(args)
-        result = import_run(args.source, args.onnx, joints, limits)
+        registry = load_registry(args.plugin_module)
+        result = import_run(args.source, args.onnx, joints, limits, registry)
     except (OSError, IsaacLabFileError, UrdfError, JointNameError, OnnxSignatureError,
             TimeoutError, ValueError) as exc:
         print(f'vision_policy_import: {exc}', file=sys.stderr)
         return EXIT_ERROR
     result.report.warnings[:0] = warnings
     print(result.report.render())
-    out = Path(args.output)
     if result.template is not None:
-        out.write_text(result.template)
+        if not write(out, result.template):
+            return EXIT_ERROR
         print(f'wrote a card TEMPLATE to {out}: fill in every FILL_ME (listed at its top)')
         return EXIT_TEMPLATE
     if result.card is None:
@@ -103,7 +136,8 @@ def main(argv: Optional[list] = None) -> int:
         return EXIT_REFUSED
     header = [f'# Policy card imported from {args.source} by vision_policy_import.']
     header += [f'# warning: {w}' for w in result.report.warnings]
-    out.write_text('\n'.join(header) + '\n' + result.card.to_yaml())
+    if not write(out, '\n'.join(header) + '\n' + result.card.to_yaml()):
+        return EXIT_ERROR
     print(f'wrote {out}')
     return EXIT_OK
 
