@@ -5,7 +5,7 @@ ros2 launch vision_policy real_robot.launch.py model_path:=/path/policy.onnx \
     [card_path:=/path/policy.yaml] [params_file:=/path/params.yaml] [namespace:=arm] \
     [use_sim_time:=false] [image_topic:=camera/image_raw] [joint_states_topic:=joint_states] \
     [trajectory_topic:=joint_trajectory_controller/joint_trajectory] \
-    [estop_topic:=emergency_stop] [autostart:=true] [h264:=false]
+    [estop_topic:=emergency_stop] [autostart:=true] [h264:=false] [record_path:=run.mcap]
 
 model_path has no default: a real robot is never commanded by a policy nobody chose.
 The node is a managed node: with autostart:=true (default) it configures and activates
@@ -34,6 +34,8 @@ ARGUMENTS = [
      'JointTrajectory command topic'),
     ('estop_topic', 'emergency_stop', 'std_msgs/Bool emergency stop'),
     ('log_level', 'info', 'ROS log level of the node'),
+    ('record_path', '', 'MCAP recording of the inputs used and of every tick (replay it with '
+     'vision_policy_replay); empty = no recording'),
     ('h264', 'false', 'also start the Isaac ROS H.264 stream of the camera (needs '
      'vision_policy_sil and Isaac ROS)'),
 ]
@@ -52,6 +54,7 @@ def _actions(context):
             'card_path': cfg['card_path'],
             'use_sim_time': cfg['use_sim_time'],
             'autostart': cfg['autostart'],
+            'record_path': cfg['record_path'],
         }],
         remappings=[
             ('camera/image_raw', cfg['image_topic']),

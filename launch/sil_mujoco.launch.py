@@ -2,7 +2,7 @@
 Software-in-the-loop with the MuJoCo twin: the twin and the policy node on simulation time.
 
 ros2 launch vision_policy sil_mujoco.launch.py [seed:=0] [model_path:=/path/policy.onnx] \
-    [real_time_factor:=1.0]
+    [real_time_factor:=1.0] [record_path:=run.mcap]
 
 Topics, end to end (the same names as Isaac Sim's bridge):
   mujoco_twin      -> /clock, /camera/image_raw, /camera/camera_info, /joint_states,
@@ -32,6 +32,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'real_time_factor', default_value='1.0',
             description='twin speed: 1.0 real time, <= 0 as fast as possible'),
+        DeclareLaunchArgument(
+            'record_path', default_value='',
+            description='MCAP recording of the policy node (vision_policy_replay); empty = off'),
     ]
     twin = Node(
         package='mujoco_twin', executable='mujoco_twin', name='mujoco_twin', output='screen',
@@ -51,5 +54,6 @@ def generate_launch_description() -> LaunchDescription:
             'image_topic': '/camera/image_raw',
             'joint_states_topic': '/joint_states',
             'trajectory_topic': '/joint_trajectory_controller/joint_trajectory',
+            'record_path': ParameterValue(LaunchConfiguration('record_path'), value_type=str),
         }])
     return LaunchDescription([*arguments, twin, policy])
