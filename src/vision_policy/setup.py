@@ -27,6 +27,8 @@ CONSOLE_SCRIPTS = [
     'vision_policy_inspect = vision_policy.tools.inspect_model:main',
     'vision_policy_import = vision_policy.tools.import_isaaclab:main',
     'vision_policy_bench = vision_policy.tools.bench:main',
+    'vision_policy_replay = vision_policy.tools.replay:main',
+    'vision_policy_report = vision_policy.report:main',
 ]
 # The user's tools (not the node) also go to bin/, on PATH after sourcing the workspace:
 # each is a link to bin/ros2_run_shim, which runs lib/vision_policy/<tool>.
