@@ -183,6 +183,39 @@ def load() -> types.SimpleNamespace:
         string=string_utils, patterns=patterns)
 
 
+def load_wrappers(il) -> types.SimpleNamespace:
+    """
+    Isaac Lab's RL-library wrappers (``isaaclab_rl``), whose ``step`` clips what the env sees.
+
+    Loaded from their files, not through the package (its ``__init__`` imports every
+    library); rsl_rl, rl_games, gym and tensordict get stand-ins while they load.
+    """
+    folder = il.root / 'isaaclab_rl' / 'isaaclab_rl'
+    roots = [m for m in ('rsl_rl', 'rl_games', 'gym', 'gymnasium', 'tensordict')
+             if m not in sys.modules and importlib.util.find_spec(m) is None]
+    finder = _StandInFinder(roots)
+    sys.meta_path.append(finder)
+    modules = {}
+    try:
+        for name, path in (('rsl_rl', 'rsl_rl/vecenv_wrapper.py'),
+                           ('rl_games', 'rl_games/rl_games.py')):
+            spec = importlib.util.spec_from_file_location(f'_isaaclab_oracle_{name}',
+                                                          folder / path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            modules[name] = module
+    except Exception as exc:  # noqa: B902 (any failure means: no wrapper oracle here)
+        raise OracleUnavailable(f'importing isaaclab_rl wrappers failed: '
+                                f'{type(exc).__name__}: {exc}') from exc
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [n for n in sys.modules if n.split('.')[0] in roots]:
+            del sys.modules[name]
+    return types.SimpleNamespace(rsl_rl=modules['rsl_rl'].RslRlVecEnvWrapper,
+                                 rl_games=modules['rl_games'].RlGamesVecEnvWrapper,
+                                 make_concat_plan=modules['rl_games'].make_concat_plan)
+
+
 def load_or_skip() -> types.SimpleNamespace:
     """load(), or skip the calling test module with the reason."""
     import pytest
@@ -341,6 +374,7 @@ class SyntheticEnv:
         self.sim = types.SimpleNamespace(is_playing=lambda: True)
         self.action_manager = None
         self.observation_manager = None
+        self.cfg = types.SimpleNamespace(is_finite_horizon=False)
 
     def set_actions(self, terms: Mapping[str, object]) -> None:
         """Build Isaac Lab's ActionManager over action term cfgs, in order."""
@@ -350,6 +384,20 @@ class SyntheticEnv:
     def set_observations(self, groups: Mapping[str, object]) -> None:
         """Build Isaac Lab's ObservationManager over {group name: ObservationGroupCfg}."""
         self.observation_manager = self.il.ObservationManager(dict(groups), self)
+
+    def step(self, actions):
+        """``ManagerBasedRLEnv.step`` for one policy step, no termination: the 5-tuple."""
+        import torch
+        self.action_manager.process_action(actions)
+        self.action_manager.apply_action()
+        obs = self.observation_manager.compute(update_history=True)
+        zeros = torch.zeros(self.num_envs, dtype=torch.bool)
+        return obs, torch.zeros(self.num_envs), zeros, zeros.clone(), {}
+
+    @property
+    def unwrapped(self):
+        """Return the env itself (what the wrappers read cfg from)."""
+        return self
 
     def reset(self) -> None:
         """Episode reset, in ManagerBasedEnv._reset_idx order (observations, then actions)."""

@@ -1,5 +1,5 @@
 """
-The importer's cards for real Isaac Lab runs, checked against Isaac Lab built from the same env.yaml.
+The importer's cards for real Isaac Lab runs against Isaac Lab built from the same env.yaml.
 
 For each manager-based fixture in ``../shared/fixtures/isaaclab``, Isaac Lab's
 own ``ObservationManager`` and ``ActionManager`` are built from the fixture's
@@ -41,10 +41,10 @@ RUNS = {
 class FixtureRig:
     """Isaac Lab from env.yaml and the importer's card from env.yaml, on the same scene."""
 
-    def __init__(self, run_dir, joints):
+    def __init__(self, run_dir, joints, agent=None):
         self.joints = list(joints)
         self.env_cfg = load_file(run_dir / 'params' / 'env.yaml')
-        agent = load_file(run_dir / 'params' / 'agent.yaml')
+        agent = load_file(run_dir / 'params' / 'agent.yaml') if agent is None else agent
         report = ImportReport(source=str(run_dir))
         self.tr = env_yaml.translate(self.env_cfg, agent, self.joints, report)
         builtin = {n for g, n in load_registry().builtin if g == OBSERVATION_GROUP}

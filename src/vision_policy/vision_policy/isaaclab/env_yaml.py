@@ -93,6 +93,12 @@ def clip_actions(agent: Optional[Mapping]) -> Optional[float]:
     return None if value is None else float(value)
 
 
+def clip_observations(agent: Optional[Mapping]) -> Optional[float]:
+    """Return rl_games' clamp of every observation (params.env.clip_observations), if any."""
+    value = (((agent or {}).get('params') or {}).get('env') or {}).get('clip_observations')
+    return None if value is None else float(value)
+
+
 def default_joint_pos(env: Mapping, joints: Sequence[str]) -> list:
     """Defaults from scene.robot.init_state.joint_pos (regex dict; unmatched joints 0)."""
     init = (((env.get('scene') or {}).get('robot') or {}).get('init_state') or {})
@@ -308,8 +314,8 @@ class EnvTranslator:
                 term['clip'] = [list(c) for c in term['clip']]
         if clip_actions(self.agent) is not None:
             self.report.warnings.append(
-                f'agent clip_actions {clip_actions(self.agent)} is carried as a target clip; '
-                f'note last_action then observes the clipped raw action in training')
+                f'agent clip_actions {clip_actions(self.agent)} is carried as a target clip, '
+                f'and as a clip of last_action (which observed the clamped raw action)')
         if all(t['type'] == 'joint_position' for t in terms):
             clips = [t['clip'] for t in terms]
             return {'type': 'joint_position',
@@ -399,6 +405,8 @@ class EnvTranslator:
         else:
             card_name, card_params, width, reason = self._registered_term(module, func, params)
         scale, clip = cfg.get('scale'), cfg.get('clip')
+        if reason is None:
+            clip, reason = self._runner_clip(card_name, scale, clip)
         total = None if width is None else width * max(history, 1)
         self.report.terms.append(TermLine(group, term_name, f'{module}:{func}', total, scale,
                                           clip, history, reason is None))
@@ -416,6 +424,31 @@ class EnvTranslator:
         if card_params:
             term['params'] = card_params
         return term, total
+
+    def _runner_clip(self, card_name: str, scale: Any, clip: Any) -> tuple:
+        """(term clip, reason or None) with the RL wrapper's clamps folded in (isaaclab_rl)."""
+        lo, hi = (-math.inf, math.inf) if clip is None else (float(clip[0]), float(clip[1]))
+        limit = clip_actions(self.agent)
+        if card_name == 'last_action' and limit is not None:
+            # The wrapper clamps the raw action to [-c, c] before the env sees it: training's
+            # last_action observed the clamped value (and its own clip came after).
+            lo, hi = max(lo, -limit), min(hi, limit)
+        limit = clip_observations(self.agent)
+        if limit is not None:
+            # rl_games clamps every observation to [-c, c] after the term's clip and scale;
+            # per value that is a clip of c / |scale| before the scale.
+            scales = scale if isinstance(scale, (list, tuple)) else [1.0 if scale is None
+                                                                     else scale]
+            magnitudes = {abs(float(s)) for s in scales}
+            if len(magnitudes) > 1:
+                return clip, (f'agent clip_observations {limit} after a per-value scale is '
+                              f'not one clip range')
+            if magnitudes != {0.0}:
+                bound = limit / magnitudes.pop()
+                lo, hi = max(lo, -bound), min(hi, bound)
+        if lo > hi:
+            return clip, f'clip {list(clip)} and the agent clamps leave no value'
+        return (None if math.isinf(lo) and math.isinf(hi) else [lo, hi]), None
 
     def _robot_asset(self, params: Mapping) -> Optional[str]:
         asset = params.get('asset_cfg') or {}
