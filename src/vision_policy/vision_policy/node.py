@@ -32,13 +32,15 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from .card import CardError
+from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .image import ImageError, view_image
 from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
 from .recording import Recorder, RecordingInfo
 from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
+from .observation import ExtraSourceError, TermError
+from .registry import load_registry, OBSERVATION_GROUP
 from .sources import get_source
 from .stats import NodeStats
 
@@ -128,19 +130,23 @@ class PolicyInferenceNode(LifecycleNode):
                                     for s in PARAMETERS})
         if not p.model_path:
             raise ModelError('parameter model_path is empty: give the ONNX policy file')
+        # Code runs only from installed entry points and the modules the operator lists.
+        registry = load_registry(p.plugin_modules)
         session, card = load_policy(p.model_path, p.card_path, RuntimeOptions(
             providers=p.providers, intra_op_threads=p.intra_op_threads))
         p = p.with_card(card)
-        core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs),
-                          p.limits(card))
+        core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs,
+                                                             registry=registry),
+                          p.limits(card), registry)
         uses_camera = IMAGE in core.needs
         if p.trigger == 'image' and not uses_camera:
             raise ParameterError("trigger: 'image' needs a card with a camera image; "
                                  "use 'timer'")
         self._joint_map = JointMap(card.joint_names, p.robot_joint_names or None,
                                    needs_velocity='joint_vel' in core.needs)
-        self._sources = {name: get_source(name) for name in
+        self._sources = {name: get_source(name, registry) for name in
                          sorted(core.needs - {IMAGE, 'joint_vel'})}
+        self._log_plugins(registry, card)
         self.params, self.core = p, core
         self.monitor = InputMonitor([JOINTS] + [IMAGE] * uses_camera + list(self._sources))
         # The latest message is extracted into _pos_in/_vel_in; only a valid one is kept.
@@ -173,6 +179,19 @@ class PolicyInferenceNode(LifecycleNode):
             self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
                 core, p.model_path, {n: sub.topic_name for n, sub in zip(names, self._subs)},
                 p.robot_joint_names, f'{self.get_fully_qualified_name()}/tick', vars(p)))
+
+    def _log_plugins(self, registry, card) -> None:
+        """Log where each term not built in came from, and the training actuators."""
+        for group in card.groups:
+            for term in group.terms:
+                if not registry.is_builtin(OBSERVATION_GROUP, term.name):
+                    self.get_logger().info(f'term {group.name}/{term.name}: '
+                                           f'{registry.origin(OBSERVATION_GROUP, term.name)}')
+        if card.actuators:
+            # A controller whose gains differ from training's is a different robot to it.
+            self.get_logger().info('training actuators (match the robot controller to them): '
+                                   + '; '.join(f'{j}: {actuator_text(a)}'
+                                               for j, a in card.actuators.items()))
 
     def _stop_recording(self) -> None:
         if self._recorder is not None:
@@ -375,6 +394,12 @@ class PolicyInferenceNode(LifecycleNode):
             self._hold(Hold(HoldReason.NONFINITE_OBSERVATION if exc.where == 'observation'
                             else HoldReason.NONFINITE_ACTION, str(exc)))
             return
+        except (TermError, ExtraSourceError) as exc:
+            # A term (a user's plugin, or a source value it cannot use) failed: no command.
+            self.stats.counters.term_failures += 1
+            self.error = str(exc)
+            self._hold(Hold(HoldReason.TERM_FAILED, str(exc)))
+            return
         timing, stages = self.core.timing, self.stats.stages
         for stage in ('observation', 'inference', 'postprocess'):
             stages[stage].append(timing[stage])
@@ -407,9 +432,12 @@ class PolicyInferenceNode(LifecycleNode):
         if not due:
             return
         self.stats.counters.holds += 1
-        # Flapping inputs could log a hold per tick; the final hold is always logged.
-        throttle = None if hold.reason is HoldReason.SHUTDOWN else 1.0
-        self.get_logger().warn(f'holding the robot: {hold}', throttle_duration_sec=throttle)
+        # Flapping inputs could log a hold per tick; the final hold is always logged (rclpy
+        # ties a throttle to its call site, hence two calls).
+        if hold.reason is HoldReason.SHUTDOWN:
+            self.get_logger().warn(f'holding the robot: {hold}')
+        else:
+            self.get_logger().warn(f'holding the robot: {hold}', throttle_duration_sec=1.0)
         if self.monitor.stamp_ns(JOINTS) is not None and self._traj_pub is not None:
             self._publish(self.core.hold_command(self._pos), 0)  # stamp 0: start now
 
@@ -495,7 +523,10 @@ def main(args: Optional[list] = None) -> int:
     # rclpy's own SIGINT handler would invalidate the context before the node could send
     # its final hold; handle Ctrl-C here instead.
     rclpy.init(args=args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Both signals, explicitly: a process started with SIGINT ignored (a background job of a
+    # script) would otherwise ignore Ctrl-C and ros2 launch's shutdown.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     node = PolicyInferenceNode()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
