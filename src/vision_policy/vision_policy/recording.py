@@ -206,8 +206,9 @@ class McapFile:
         except OSError as exc:
             raise RecordingError(f'record_path {str(self.path)!r}: cannot write the recording '
                                  f'({exc.strerror}); expected a writable file path') from None
-        # rosbag2's defaults: chunked, uncompressed.
-        self._writer = Writer(self._stream, compression=CompressionType.NONE)
+        # rosbag2's defaults: chunked, uncompressed, no chunk CRC (its noChunkCRC), which also
+        # keeps the writer thread's share of the GIL small.
+        self._writer = Writer(self._stream, compression=CompressionType.NONE, enable_crcs=False)
         self._writer.start(profile='ros2', library=library)
         self._schemas: dict = {}
         self._channels: dict = {}
@@ -392,14 +393,18 @@ class Recorder:
             if self.error:
                 self.dropped += 1
                 continue
+            # Give the GIL back between items: a control thread that wants it waits for the
+            # writer's next release (up to the 5 ms switch interval), and the timer must not.
+            time.sleep(0)
             try:
                 if isinstance(item, _Input) and item.type_name is not None:
                     self._file.write(item.topic, item.type_name, bytes(item.msg),
                                      item.log_time_ns, reliable=item.reliable)
                 elif isinstance(item, _Input):
-                    self._file.write(item.topic, type_name_of(item.msg),
-                                     serialize_message(item.msg), item.log_time_ns,
-                                     reliable=item.reliable)
+                    cdr = serialize_message(item.msg)
+                    time.sleep(0)
+                    self._file.write(item.topic, type_name_of(item.msg), cdr,
+                                     item.log_time_ns, reliable=item.reliable)
                 else:
                     self._write_tick(item, serialize_message)
             except (OSError, ValueError, TypeError, RecordingError) as exc:
