@@ -142,15 +142,18 @@ def test_clock_watch_tells_waiting_running_and_stopped():
     assert ClockWatch(sim_time=False, timeout=2.0).update(0, 0.0) is ClockState.RUNNING
 
 
-def _spawn_node(model_path, *params):
+def _spawn_node(model_path, *params, ignore_sigint=False):
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     args = [sys.executable, '-m', 'vision_policy.node', '--ros-args',
             '-p', f'model_path:={model_path}', '-p', 'autostart:=true',
             '-p', 'max_image_age:=5.0', '-p', 'max_joint_state_age:=5.0']
     for p in params:
         args += ['-p', p]
+    # A background job of a shell script starts with SIGINT ignored; ros2 launch's SIGINT
+    # must still reach the node.
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=ignore)
 
 
 def _feed_sim_until_commanded(harness, model_path, proc, received):
@@ -181,8 +184,9 @@ def _feed_sim_until_commanded(harness, model_path, proc, received):
 
 
 def test_sigint_and_sigterm_end_in_a_hold_when_the_clock_has_stopped(harness, model_path):
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        proc = _spawn_node(model_path, 'use_sim_time:=true')
+    for sig, ignored in ((signal.SIGINT, False), (signal.SIGTERM, False),
+                         (signal.SIGINT, True)):
+        proc = _spawn_node(model_path, 'use_sim_time:=true', ignore_sigint=ignored)
         received = []
         try:
             _feed_sim_until_commanded(harness, model_path, proc, received)

@@ -36,11 +36,11 @@ from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .image import ImageError, view_image
 from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
+from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
 from .recording import Recorder, RecordingInfo
-from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
-from .observation import ExtraSourceError, TermError
 from .registry import load_registry, OBSERVATION_GROUP
+from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
 from .stats import NodeStats
 
@@ -253,7 +253,7 @@ class PolicyInferenceNode(LifecycleNode):
         self.shutdown_hold()
         return TransitionCallbackReturn.SUCCESS
 
-    def shutdown_hold(self, timeout: float = 1.0) -> None:
+    def shutdown_hold(self, timeout: float = 0.5) -> None:
         """Send the final hold (if commanding) and wait until subscribers have it."""
         if not self._active:
             return
