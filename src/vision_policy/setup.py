@@ -68,5 +68,8 @@ setup(
                 'joint_position', 'relative_joint_position', 'joint_velocity',
                 'binary_joint_position', 'joint_position_to_limits',
                 'ema_joint_position_to_limits', 'hold_default')],
+        'vision_policy.sources': [
+            f'{name} = vision_policy.sources:{name.upper()}' for name in (
+                'imu', 'odom', 'cmd_vel', 'height_map', 'pose_command')],
     },
 )

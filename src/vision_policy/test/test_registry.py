@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from vision_policy.card import card_from_dict
 from vision_policy.observation import ObservationBuilder, Sample, TermError
-from vision_policy.registry import ACTION_GROUP, load_registry, OBSERVATION_GROUP, PluginError
+from vision_policy.registry import ACTION_GROUP, load_registry, OBSERVATION_GROUP, PluginError, \
+    SOURCE_GROUP
 
 TERMS = """
 import numpy as np
@@ -99,7 +100,8 @@ def sample():
 def test_builtins_come_from_vision_policy_entry_points():
     registry = load_registry()
     for group, name in ((OBSERVATION_GROUP, 'joint_pos'), (OBSERVATION_GROUP, 'height_scan'),
-                        (ACTION_GROUP, 'binary_joint_position')):
+                        (ACTION_GROUP, 'binary_joint_position'), (SOURCE_GROUP, 'imu'),
+                        (SOURCE_GROUP, 'height_map')):
         assert registry.is_builtin(group, name), name
         assert 'distribution vision_policy' in registry.origin(group, name)
     assert registry.observation_term('base_ang_vel').needs == ('imu',)

@@ -77,6 +77,13 @@ class ActionMapper:
             term.reset()
 
 
+def action_width(card: PolicyCard, registry: Optional[Registry] = None) -> int:
+    """Return the network output width the card's action terms take (zero-width ones none)."""
+    registry = registry if registry is not None else load_registry()
+    return sum(registry.action_term(t.type, f'action.terms[{i}]').width(t)
+               for i, t in enumerate(card.action.terms))
+
+
 class MappedTerm:
     """
     A resolved action term: ``width`` raw values -> targets for its joints.

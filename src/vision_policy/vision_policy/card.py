@@ -227,6 +227,13 @@ def _action_term_dict(t: ActionTermSpec) -> dict:
     return out
 
 
+def actuator_text(fields: Mapping[str, Any]) -> str:
+    """Return one line of actuator fields: 'ImplicitActuator stiffness 100 damping 2 ...'."""
+    parts = [str(fields['type'])] if 'type' in fields else []
+    parts += [f'{k} {v:.6g}' for k, v in fields.items() if k != 'type']
+    return ' '.join(parts)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}

@@ -20,6 +20,7 @@ from .action import ActionMapper, SafetyFilter, SafetyLimits
 from .card import PolicyCard
 from .image import ImagePipeline
 from .observation import ObservationBuilder, Sample
+from .registry import load_registry, Registry
 from .runtime import PolicyRuntime
 from .sources import InputError
 
@@ -98,12 +99,15 @@ class JointMap:
 class PolicyCore:
     """Observation -> onnxruntime -> action mapping -> safety filter, one tick at a time."""
 
-    def __init__(self, card: PolicyCard, runtime_factory, limits: SafetyLimits):
+    def __init__(self, card: PolicyCard, runtime_factory, limits: SafetyLimits,
+                 registry: Optional[Registry] = None):
         self.card = card
         self._pipeline = ImagePipeline(card.image) if card.image is not None else None
-        self._builder = ObservationBuilder(card)
+        # The terms (built in and plugins) come from the registry the operator chose.
+        registry = registry if registry is not None else load_registry()
+        self._builder = ObservationBuilder(card, registry)
         self.runtime: PolicyRuntime = runtime_factory(self._builder.inputs)
-        self._mapper = ActionMapper(card)
+        self._mapper = ActionMapper(card, registry)
         self._safety = SafetyFilter(limits)
         self.limits = limits
         self.needs: frozenset = self._builder.needs

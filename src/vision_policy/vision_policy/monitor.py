@@ -26,6 +26,7 @@ class HoldReason(enum.Enum):
     INPUT_TOO_OLD = 'input too old'           # detail: which input
     NONFINITE_OBSERVATION = 'non-finite observation'
     NONFINITE_ACTION = 'non-finite action'
+    TERM_FAILED = 'observation term failed'   # detail: the term, its plugin, what it raised
     CLOCK_STOPPED = 'clock stopped'
     SHUTDOWN = 'shutdown'
 

@@ -76,6 +76,9 @@ PARAMETERS = (
                                     'this long in wall time (s)', (0.1, 60.0)),
     ParamSpec('record_path', '', 'write an MCAP recording (inputs used, per-tick data) to this '
                                  'file; empty = no recording; see recording.py'),
+    ParamSpec('plugin_modules', [''], 'modules of observation terms, action terms and sources '
+                                      'to load besides the installed entry points (each lists '
+                                      'VISION_POLICY_PLUGINS); empty = none'),
 )
 SPECS: Mapping[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 SAFETY_LIMITS = ('position_lower_limits', 'position_upper_limits', 'max_joint_step')
@@ -107,6 +110,7 @@ class NodeParams:
     max_joint_step: tuple
     clock_timeout: float
     record_path: str
+    plugin_modules: tuple
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> 'NodeParams':
@@ -116,6 +120,7 @@ class NodeParams:
             value = values[f.name]
             data[f.name] = tuple(value) if isinstance(value, (list, tuple)) else value
         data['robot_joint_names'] = tuple(n for n in data['robot_joint_names'] if n)
+        data['plugin_modules'] = tuple(n for n in data['plugin_modules'] if n)
         params = cls(**data)
         params._validate()
         return params

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from .action import action_width
 from .card import card_from_yaml, CardError, load_card, ONNX_METADATA_KEY, PolicyCard
 
 DEFAULT_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider',
@@ -78,8 +79,12 @@ def _shape_matches(model_shape: Sequence, card_shape: Sequence) -> bool:
     return all(not isinstance(m, int) or m == c for m, c in zip(model_shape, card_shape))
 
 
-def check_io(session: ort.InferenceSession, card: PolicyCard) -> list:
-    """List every mismatch between the model's inputs/outputs and the card (empty if none)."""
+def check_io(session: ort.InferenceSession, card: PolicyCard, registry=None) -> list:
+    """
+    List every mismatch between the model's inputs/outputs and the card (empty if none).
+
+    ``registry`` (registry.py) knows the card's action terms and so the output width.
+    """
     problems = []
     model_inputs = {i.name: i for i in session.get_inputs()}
     model_outputs = {o.name: o for o in session.get_outputs()}
@@ -103,9 +108,11 @@ def check_io(session: ort.InferenceSession, card: PolicyCard) -> list:
                         f'(model outputs: {sorted(model_outputs)})')
     else:
         width = action.shape[-1] if action.shape else None
-        if isinstance(width, int) and width != len(card.action.joint_names):
+        want, n = action_width(card, registry), len(card.action.joint_names)
+        if isinstance(width, int) and width != want:
+            held = '' if want == n else f' ({want} values: zero-width terms take none)'
             problems.append(f'output {card.action_output!r} has {width} actions, card action '
-                            f'has {len(card.action.joint_names)} joints')
+                            f'has {n} joints{held}')
     for state_in, state_out in card.recurrent:
         if state_out not in model_outputs:
             problems.append(f'recurrent output {state_out!r} is not a model output')
@@ -120,8 +127,8 @@ class PolicyRuntime:
     """Runs the policy once per tick on the builder's input buffers."""
 
     def __init__(self, session: ort.InferenceSession, card: PolicyCard,
-                 inputs: dict, warmup_runs: int = 3):
-        problems = check_io(session, card)
+                 inputs: dict, warmup_runs: int = 3, registry=None):
+        problems = check_io(session, card, registry)
         if problems:
             raise ModelError('model does not match its card: ' + '; '.join(problems))
         self.session = session

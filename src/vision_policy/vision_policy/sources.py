@@ -15,8 +15,6 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .card import CardError
-
 
 class InputError(ValueError):
     """A sensor message cannot be used; the node counts it and holds the robot."""
@@ -64,21 +62,50 @@ def _read_cmd_vel(msg: Any) -> Mapping[str, np.ndarray]:
     return {'velocity_command': _vector(msg.linear.x, msg.linear.y, msg.angular.z)}
 
 
+def _read_height_map(msg: Any) -> Mapping[str, np.ndarray]:
+    """std_msgs/Float32MultiArray, dims [rows along y, columns along x], row-major."""
+    dims = msg.layout.dim
+    if len(dims) != 2 or dims[0].size * dims[1].size != len(msg.data):
+        raise InputError(f'height map: expected a 2-D layout [ny, nx] holding all '
+                         f'{len(msg.data)} values, found dims '
+                         f'{[(d.label, d.size) for d in dims]}')
+    grid = np.asarray(msg.data, dtype=np.float32)[msg.layout.data_offset:]
+    # NaN/Inf are rays without a hit: height_scan turns them into Isaac Lab's miss value.
+    return {'height_map': grid.reshape(dims[0].size, dims[1].size)}
+
+
+def _read_pose_command(msg: Any) -> Mapping[str, np.ndarray]:
+    p, q = msg.pose.position, msg.pose.orientation
+    quat = _vector(q.w, q.x, q.y, q.z)
+    if not 0.5 < float(np.linalg.norm(quat)) < 1.5:
+        raise InputError(f'orientation {quat.tolist()} (w, x, y, z) is not a unit quaternion')
+    # Isaac Lab's pose command: position, then the quaternion w first.
+    return {'pose_command': np.concatenate([_vector(p.x, p.y, p.z), quat])}
+
+
+# The built-in sources, registered in setup.py's entry points (group vision_policy.sources)
+# like a user's own.
+IMU = Source('imu', 'sensor_msgs/msg/Imu', 'imu', _read_imu,
+             description='base_ang_vel, projected_gravity')
+ODOM = Source('odom', 'nav_msgs/msg/Odometry', 'odom', _read_odom,
+              description='base_lin_vel (twist in the body frame)')
+# Twist has no header: its age is counted from receipt.
+CMD_VEL = Source('cmd_vel', 'geometry_msgs/msg/Twist', 'cmd_vel', _read_cmd_vel,
+                 stamped=False, qos='reliable', description='velocity_commands [vx, vy, wz]')
+# Float32MultiArray has no header either.
+HEIGHT_MAP = Source('height_map', 'std_msgs/msg/Float32MultiArray', 'height_map',
+                    _read_height_map, stamped=False,
+                    description='height_scan: terrain z of each grid point in the scanner '
+                                'frame, [ny, nx] row-major')
+POSE_COMMAND = Source('pose_command', 'geometry_msgs/msg/PoseStamped', 'pose_command',
+                      _read_pose_command, qos='reliable',
+                      description='pose_command: target pose in the robot base frame')
 BUILTIN_SOURCES: Mapping[str, Source] = MappingProxyType({s.name: s for s in (
-    Source('imu', 'sensor_msgs/msg/Imu', 'imu', _read_imu,
-           description='base_ang_vel, projected_gravity'),
-    Source('odom', 'nav_msgs/msg/Odometry', 'odom', _read_odom,
-           description='base_lin_vel (twist in the body frame)'),
-    # Twist has no header: its age is counted from receipt.
-    Source('cmd_vel', 'geometry_msgs/msg/Twist', 'cmd_vel', _read_cmd_vel, stamped=False,
-           qos='reliable', description='velocity_commands [vx, vy, wz]'),
-)})
+    IMU, ODOM, CMD_VEL, HEIGHT_MAP, POSE_COMMAND)})
 
 
-def get_source(name: str) -> Source:
-    """Return the source called name, or raise CardError naming the known ones."""
-    source = BUILTIN_SOURCES.get(name)
-    if source is None:
-        raise CardError(f'a term needs source {name!r}, which is not known; known sources: '
-                        f'{sorted(BUILTIN_SOURCES)}')
-    return source
+def get_source(name: str, registry: Any = None) -> Source:
+    """Return the registered source called name, or raise CardError saying why not."""
+    from .registry import load_registry   # late: the registry imports this module's Source
+    registry = registry if registry is not None else load_registry()
+    return registry.source(name, 'a term needs source')

@@ -33,6 +33,7 @@ class Counters:
     holds: int = 0
     nonfinite_observations: int = 0
     nonfinite_actions: int = 0
+    term_failures: int = 0
     clock_jumps: int = 0
     estops: int = 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..card import actuator_text
+
 
 @dataclass(frozen=True)
 class TermLine:
@@ -109,13 +111,6 @@ class ImportReport:
         lines.append('result: ' + ('card can be written' if self.ok else
                                    f'{len(self.problems)} problem(s), no card'))
         return '\n'.join(lines)
-
-
-def actuator_text(fields: dict) -> str:
-    """One line of actuator fields: 'ImplicitActuator stiffness 100 damping 2 ...'."""
-    parts = [str(fields['type'])] if 'type' in fields else []
-    parts += [f'{k} {_short(v)}' for k, v in fields.items() if k != 'type']
-    return ' '.join(parts)
 
 
 def _short(value: object) -> str:

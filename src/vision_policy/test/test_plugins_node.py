@@ -1,0 +1,125 @@
+"""
+A user's plugin in the running node, over real rclpy and DDS.
+
+It is loaded only when the operator lists it, its source is subscribed, and a
+broken term holds the robot with the reason.
+"""
+
+import numpy as np
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64
+from test_node import JOINTS, Rig  # noqa: I100 (test helper)
+from vision_policy.monitor import HoldReason
+import yaml
+
+PLUGIN = """
+import numpy as np
+from vision_policy.observation import extra, Term
+from vision_policy.registry import ObservationTerm
+from vision_policy.sources import Source
+
+
+def make_flaky(card, params):
+    def compute(sample, out):
+        if sample.joint_pos[0] > 0.5:
+            raise RuntimeError('encoder fault')
+        out[0] = np.nan if sample.joint_pos[0] < -0.5 else extra(sample, 'gain')[0]
+    return Term((1,), compute)
+
+
+def make_wide(card, params):
+    return Term((2,), lambda sample, out: None)
+
+
+GAIN = Source('gain', 'std_msgs/msg/Float64', 'gain',
+              lambda msg: {'gain': np.array([msg.data])}, stamped=False, qos='reliable')
+FLAKY = ObservationTerm('flaky', make_flaky, 1, needs=('gain',))
+WIDE = ObservationTerm('wide', make_wide, 1)
+VISION_POLICY_PLUGINS = [GAIN, FLAKY, WIDE]
+"""
+
+
+def plugin_model(tmp_path, monkeypatch, term='flaky'):
+    """Write a camera-less policy of joint_pos_rel + one plugin term, and the plugin module."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    (tmp_path / 'vp_node_plugin.py').write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    weights = np.full((4, 3), 0.01, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('MatMul', ['obs', 'W'], ['actions'])], 'plugin',
+        [helper.make_tensor_value_info('obs', TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info('actions', TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weights, 'W')])
+    path = tmp_path / 'plugin.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
+    card = {'name': 'plugin', 'control_dt': 0.05, 'joint_names': JOINTS,
+            'default_joint_pos': [0.0, 0.3, -0.6],
+            'inputs': [{'name': 'obs', 'shape': [1, 4], 'group': 'policy'}],
+            'observations': {'policy': {'terms': [{'name': 'joint_pos_rel'}, {'name': term}]}},
+            'action': {'scale': 0.5, 'clip': [[-2, 2], [-1.5, 1.5], [-2.5, 2.5]]}}
+    path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
+    return path
+
+
+def test_plugin_term_and_source_run_and_a_broken_term_holds(harness, tmp_path, monkeypatch):
+    path = plugin_model(tmp_path, monkeypatch)
+    rig = Rig(harness, path, plugin_modules=['vp_node_plugin'], max_joint_state_age=1.0,
+              max_extra_age=5.0)
+    assert rig.node.core.needs == {'gain'}
+    gain_pub = rig.peer.create_publisher(Float64, '/gain', 10)
+    assert harness.wait_for(lambda: gain_pub.get_subscription_count() > 0)
+    ok = [0.0, 0.3, -0.6]
+    rig.send_joints(ok, (0.0, 0.0, 0.0))
+    assert harness.wait_for(lambda: rig.node.hold is not None and
+                            'gain' in str(rig.node.hold))
+
+    def commands():
+        return rig.node.stats.counters.commands
+
+    assert harness.wait_for(lambda: (gain_pub.publish(Float64(data=2.0)),
+                                     rig.send_joints(ok), commands() > 0)[-1])
+    assert rig.node.core.tick.inputs['obs'].ravel().tolist() == [0.0, 0.0, 0.0, 2.0]
+    for bad, words in (([0.6, 0.3, -0.6], ["'flaky' (module vp_node_plugin)",
+                                           'RuntimeError: encoder fault']),
+                       ([-0.6, 0.3, -0.6], ["'flaky'", 'returned NaN/Inf'])):
+        assert harness.wait_for(lambda: (gain_pub.publish(Float64(data=2.0)),
+                                         rig.send_joints(bad),
+                                         rig.node.hold is not None and
+                                         rig.node.hold.reason is HoldReason.TERM_FAILED)[-1])
+        sent = commands()
+        for word in words:
+            assert word in rig.node.hold.detail
+        reason = {kv.key: kv.value for kv in rig.node.diagnostics().values}['hold_reason']
+        assert reason.startswith('observation term failed: ')
+        # Held: more bad joint states bring no command, and the node is still active.
+        for _ in range(5):
+            rig.send_joints(bad)
+            harness.wait_for(lambda: False, timeout=0.05)
+        assert commands() == sent
+        assert rig.node._state_machine.current_state[1] == 'active'
+        assert harness.wait_for(lambda: (gain_pub.publish(Float64(data=2.0)),
+                                         rig.send_joints(ok), commands() > sent)[-1])
+    assert rig.counter('term_failures') >= 2
+
+
+def test_unlisted_plugin_module_is_never_loaded_and_configure_names_the_term(
+        harness, tmp_path, monkeypatch):
+    path = plugin_model(tmp_path, monkeypatch)
+    rig = Rig(harness, path, autostart=False)
+    rig.node.trigger_configure()
+    assert rig.node._state_machine.current_state[1] == 'unconfigured'
+    assert "unknown observation term 'flaky'" in rig.node.error
+    assert 'plugin_modules' in rig.node.error
+
+
+def test_plugin_of_wrong_width_fails_configure_naming_it(harness, tmp_path, monkeypatch):
+    path = plugin_model(tmp_path, monkeypatch, term='wide')
+    rig = Rig(harness, path, autostart=False, plugin_modules=['vp_node_plugin'])
+    rig.node.trigger_configure()
+    assert rig.node._state_machine.current_state[1] == 'unconfigured'
+    for word in ("'wide' (module vp_node_plugin)", 'made shape [2]', 'declared width 1'):
+        assert word in rig.node.error
+    rig.node.set_parameters([Parameter('plugin_modules', value=['no_such_module_xyz'])])
+    rig.node.trigger_configure()
+    assert "importing 'no_such_module_xyz' raised ModuleNotFoundError" in rig.node.error
