@@ -134,3 +134,70 @@ def test_plugin_modules_give_the_same_definitions():
 def test_rotation_matches_a_known_quaternion():
     r = g1_mimic.rotation(np.array([0.0, 0.0, np.sin(np.pi / 4), np.cos(np.pi / 4)]))
     np.testing.assert_allclose(r, [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+
+
+def test_so101_tool_writes_the_card_and_inspect_prints_actuators(fixtures, tmp_path, capsys):
+    from vision_policy.tools.import_isaaclab import main as import_main
+    from vision_policy.tools.inspect_model import main as inspect_main
+    run = fixtures / 'so101_pickplace_bowl__JianwenCao_robot_learning'
+    out = tmp_path / 'so101.yaml'
+    assert import_main([str(run), '--joint-names', ','.join(SO101), '--output', str(out)]) == 0
+    assert inspect_main([str(run / 'exported' / 'policy.onnx'), '--card', str(out)]) == 0
+    text = capsys.readouterr().out
+    assert 'shoulder_pan: ImplicitActuator stiffness 200 damping 80 effort_limit 1.9' in text
+    assert 'binary_joint_position gripper_action: joints' in text
+    assert 'bowl_xy: ' in text and '(distribution vision_policy_examples 0.1.0)' in text
+    assert 'model and card agree' in text
+
+
+OBS = 'isaaclab.envs.mdp.observations:'
+GAIT = 'unitree_rl_lab.tasks.locomotion.mdp.observations:gait_phase'
+
+
+def gait_env():
+    return {'sim': {'dt': 0.005}, 'decimation': 4,
+            'scene': {'robot': {'init_state': {'joint_pos': {'.*': 0.0}}}},
+            'actions': {'legs': {'class_type': 'isaaclab.envs.mdp.actions.joint_actions:'
+                                               'JointPositionAction',
+                                 'joint_names': ['.*'], 'scale': 0.25}},
+            'observations': {'policy': {
+                'phase': {'func': GAIT, 'params': {'period': 0.8}},
+                'pos': {'func': OBS + 'joint_pos_rel', 'params': {}}}}}
+
+
+def test_readme_walkthrough_refused_gait_phase_then_a_running_term():
+    from vision_policy.card import card_from_dict
+    from vision_policy.isaaclab import env_yaml
+    from vision_policy.isaaclab.assemble import assemble
+    from vision_policy.isaaclab.report import ImportReport
+    from vision_policy.observation import ObservationBuilder, Sample
+    from vision_policy.registry import Registry
+    full = load_registry()
+    builtin = Registry(*({n: d for n, d in t.items() if (g, n) in full.builtin}
+                         for g, t in ((OBSERVATION_GROUP, full.observation_terms),
+                                      ('vision_policy.action_terms', full.action_terms),
+                                      (SOURCE_GROUP, full.sources))),
+                       origins=full.origins, builtin=full.builtin)
+    report = ImportReport('gait')
+    assemble(env_yaml.translate(gait_env(), None, ['hip', 'knee'], report, registry=builtin),
+             None, report)
+    refusal = report.problems[0].reason
+    assert f"isaaclab_funcs=('{GAIT}',)" in refusal
+    assert "entry-point group 'vision_policy.observation_terms'" in refusal
+    assert "{'period': 0.8}" in refusal
+    # With this package installed the same run files give a card, and the term runs.
+    report = ImportReport('gait')
+    data = assemble(env_yaml.translate(gait_env(), None, ['hip', 'knee'], report), None, report)
+    assert report.ok, report.render()
+    card = card_from_dict(data)
+    assert card.groups[0].terms[0].params == {'period': 0.8}
+    builder = ObservationBuilder(card)
+    sample = Sample(np.zeros(2, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32))
+    # unitree_rl_lab: phase = (episode steps x step_dt) % period / period -> [sin, cos].
+    for steps in (0, 1, 2, 0):
+        if steps == 0:
+            builder.reset()
+        phase = (steps * 0.02) % 0.8 / 0.8
+        np.testing.assert_allclose(builder.build(sample)['obs'].ravel()[:2],
+                                   [np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase)],
+                                   atol=1e-6)

@@ -13,13 +13,15 @@ from typing import Optional
 
 import numpy as np
 
-from ..card import CardError
+from ..card import actuator_text, CardError
 from ..observation import ObservationBuilder
+from ..registry import load_registry, OBSERVATION_GROUP
 from ..runtime import check_io, load_policy, ModelError, RuntimeOptions
 
 
-def describe(model_path: str, card_path: Optional[str]) -> tuple:
+def describe(model_path: str, card_path: Optional[str], plugin_modules: tuple = ()) -> tuple:
     """(report lines, problems) for a model and its card."""
+    registry = load_registry(plugin_modules)
     session, card = load_policy(model_path, card_path,
                                 RuntimeOptions(providers=('CPUExecutionProvider',),
                                                warmup_runs=0))
@@ -35,22 +37,38 @@ def describe(model_path: str, card_path: Optional[str]) -> tuple:
         feeds = [s.name for s in card.inputs if s.group == group.name]
         lines.append(f'  group {group.name!r} -> input {feeds}:')
         for term in group.terms:
+            origin = '' if registry.is_builtin(OBSERVATION_GROUP, term.name) or \
+                term.name not in registry.observation_terms else \
+                f' [{registry.origin(OBSERVATION_GROUP, term.name)}]'
             lines.append(f'    {term.name}: scale={term.scale} clip={term.clip} '
-                         f'history={group.term_history(term)} params={dict(term.params)}')
+                         f'history={group.term_history(term)} params={dict(term.params)}'
+                         f'{origin}')
     if card.image is not None:
         im = card.image
         lines.append(f'  image: {im.data_type} from {list(im.source_encodings)}, crop={im.crop}, '
                      f'resize {im.width}x{im.height} ({im.interpolation}), '
                      f'{im.color_order}, normalize={im.normalize}, {im.layout}')
     a = card.action
-    lines.append(f'  action ({a.type}) from output {card.action_output!r}: joints '
-                 f'{list(a.joint_names)}, scale {list(a.scale)}, offset {list(a.offset)}, '
-                 f'clip {None if a.clip is None else [list(c) for c in a.clip]}')
+    if a.type == 'terms':
+        lines.append(f'  action terms from output {card.action_output!r}, in output order:')
+        for t in a.terms:
+            lines.append(f'    {t.type} {t.name}: joints {list(t.joint_names)} '
+                         f'{dict(t.params)} clip '
+                         f'{None if t.clip is None else [list(c) for c in t.clip]}')
+    else:
+        lines.append(f'  action ({a.type}) from output {card.action_output!r}: joints '
+                     f'{list(a.joint_names)}, scale {list(a.scale)}, offset {list(a.offset)}, '
+                     f'clip {None if a.clip is None else [list(c) for c in a.clip]}')
+    if card.actuators:
+        lines.append('  training actuators (match the robot controller to them):')
+        lines += [f'    {joint}: {actuator_text(fields)}'
+                  for joint, fields in card.actuators.items()]
     if card.recurrent:
         lines.append(f'  recurrent state: {[list(p) for p in card.recurrent]}')
-    problems = check_io(session, card)
+    problems = []
     try:
-        builder = ObservationBuilder(card)
+        problems += check_io(session, card, registry)
+        builder = ObservationBuilder(card, registry)
         for name, buf in builder.inputs.items():
             lines.append(f'  observation -> {name}: {int(np.prod(buf.shape))} values')
     except CardError as exc:
@@ -65,9 +83,12 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument('model', help='ONNX policy file')
     parser.add_argument('--card', help='policy card YAML (default: beside the model, or '
                                        'embedded in it)')
+    parser.add_argument('--plugin-module', action='append', default=[], metavar='MODULE',
+                        help='a module of your own terms (its VISION_POLICY_PLUGINS) that is '
+                             'not installed through entry points; may be repeated')
     args = parser.parse_args(argv)
     try:
-        lines, problems = describe(args.model, args.card)
+        lines, problems = describe(args.model, args.card, tuple(args.plugin_module))
     except (CardError, ModelError) as exc:
         print(f'vision_policy_inspect: error: {exc}', file=sys.stderr)
         return 1
