@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from . import direct_env, env_yaml, io_descriptors
+from . import direct_env, env_yaml, io_descriptors, leapp
 from .assemble import assemble
 from .joint_names import JointNameError
-from .onnx_io import OnnxSignature, OnnxSignatureError, read_signature
+from .onnx_io import OnnxSignature, OnnxSignatureError, read_signature, read_tensors
 from .report import ImportReport
 from .yaml_loader import load_file
 from ..card import card_from_dict, CardError, PolicyCard
@@ -84,6 +84,8 @@ def import_run(path: str | Path, onnx: Optional[str | Path] = None,
     if files.env is None:
         raise FileNotFoundError(f'{path}: neither params/env.yaml nor IO_descriptors.yaml found')
     env = load_file(files.env)
+    if leapp.is_bundle(env):
+        return _from_leapp(env, files.env, onnx, registry)
     agent = load_file(files.agent) if files.agent else None
     if direct_env.is_direct(env):
         return ImportResult(report, template=direct_env.template(env, agent, report))
@@ -105,6 +107,23 @@ def import_run(path: str | Path, onnx: Optional[str | Path] = None,
                                       f'{list(joint_names)} do not match env.yaml')
         return ImportResult(report)
     return _finish(assemble(tr, sig, report), report, registry)
+
+
+def _from_leapp(data: dict, path: Path, onnx: Optional[str | Path],
+                registry: Registry) -> ImportResult:
+    """Import a LEAPP bundle's YAML; its own ONNX (or the one given) gives the shapes."""
+    report = ImportReport(source=str(path))
+    model = Path(onnx) if onnx else leapp.model_path(data, path)
+    shapes = None
+    if model is not None:
+        try:
+            shapes = {t.name: t.shape for t in read_tensors(model)[0]}
+        except OnnxSignatureError as exc:
+            report.problem('ONNX model', str(exc))
+    card = leapp.translate(data, path, report, shapes)
+    report.warnings.append('a LEAPP bundle records no joint limits or defaults: set '
+                           'position_lower_limits / position_upper_limits for the robot')
+    return _finish(card, report, registry)
 
 
 def _signature(onnx: Optional[Path], report: ImportReport) -> Optional[OnnxSignature]:

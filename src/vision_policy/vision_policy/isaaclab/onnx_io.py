@@ -65,6 +65,12 @@ def _tensor(value: onnx.ValueInfoProto) -> Tensor:
 
 def read_signature(path: str | Path) -> OnnxSignature:
     """Read and classify the graph inputs and outputs of an exported policy."""
+    inputs, outputs = read_tensors(path)
+    return classify(inputs, outputs, str(path))
+
+
+def read_tensors(path: str | Path) -> tuple:
+    """Return (inputs, outputs) of a model as Tensors, initializers left out."""
     path = Path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -73,8 +79,7 @@ def read_signature(path: str | Path) -> OnnxSignature:
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = tuple(_tensor(v) for v in graph.input if v.name not in initializers)
-    outputs = tuple(_tensor(v) for v in graph.output)
-    return classify(inputs, outputs, str(path))
+    return inputs, tuple(_tensor(v) for v in graph.output)
 
 
 def classify(inputs: tuple, outputs: tuple, where: str = 'model') -> OnnxSignature:
