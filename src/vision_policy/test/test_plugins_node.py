@@ -123,3 +123,19 @@ def test_plugin_of_wrong_width_fails_configure_naming_it(harness, tmp_path, monk
     rig.node.set_parameters([Parameter('plugin_modules', value=['no_such_module_xyz'])])
     rig.node.trigger_configure()
     assert "importing 'no_such_module_xyz' raised ModuleNotFoundError" in rig.node.error
+
+
+def test_velocity_action_card_is_refused_not_published_as_positions(
+        harness, tmp_path, monkeypatch):
+    path = plugin_model(tmp_path, monkeypatch)
+    card = yaml.safe_load(path.with_suffix('.yaml').read_text())
+    card['observations']['policy']['terms'][1] = {'name': 'joint_vel', 'params': {
+        'joint_names': [JOINTS[0]]}}
+    card['action'] = {'terms': [
+        {'type': 'joint_position', 'joint_names': JOINTS[:2], 'clip': [[-2, 2], [-1.5, 1.5]]},
+        {'type': 'joint_velocity', 'joint_names': JOINTS[2:], 'clip': [[-1, 1]]}]}
+    path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
+    rig = Rig(harness, path, autostart=False)
+    rig.node.trigger_configure()
+    assert rig.node._state_machine.current_state[1] == 'unconfigured'
+    assert "joint velocities for ['elbow_joint']" in rig.node.error

@@ -112,6 +112,8 @@ class PolicyCore:
         self.limits = limits
         self.needs: frozenset = self._builder.needs
         self.action_joint_names = tuple(card.action.joint_names)
+        # Joints whose target is a velocity (JointVelocityAction), not a position.
+        self.velocity_joints: tuple = self._mapper.velocity_joints
         n = len(card.joint_names)
         # The network output's width: zero-width action terms take no slice of it.
         width = getattr(self._mapper, 'width', len(card.action.joint_names))

@@ -138,6 +138,12 @@ class PolicyInferenceNode(LifecycleNode):
         core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs,
                                                              registry=registry),
                           p.limits(card), registry)
+        if core.velocity_joints:
+            # The trajectory carries positions: a velocity target there would be obeyed as a
+            # position. Refuse rather than command the wrong quantity.
+            raise ModelError(f'the card commands joint velocities for '
+                             f'{list(core.velocity_joints)}; policy_inference publishes '
+                             f'position trajectories only')
         uses_camera = IMAGE in core.needs
         if p.trigger == 'image' and not uses_camera:
             raise ParameterError("trigger: 'image' needs a card with a camera image; "
