@@ -43,9 +43,9 @@ def inputs(rng, t_ns, names, width=64, height=48):
     return image, joints
 
 
-def record(path, model_path, ticks=40, max_queue=2000):
+def record(path, model_path, ticks=40, max_queue=2000, card_path=None):
     """Drive the core as the node does and record it; return (recorder, commands)."""
-    core = make_core(model_path)
+    core = make_core(model_path, card_path)
     rec = Recorder(path, RecordingInfo.for_core(core, model_path, TOPICS), max_queue)
     rng = np.random.default_rng(0)
     commands, held = [], False
