@@ -62,7 +62,8 @@ setup(
                 'joint_pos', 'joint_pos_rel', 'joint_vel', 'joint_vel_rel',
                 'joint_pos_limit_normalized', 'last_action', 'actions', 'image',
                 'base_ang_vel', 'projected_gravity', 'base_lin_vel', 'velocity_commands',
-                'generated_commands', 'height_scan', 'pose_command')],
+                'generated_commands', 'height_scan', 'pose_command', 'imu_orientation',
+                'imu_lin_acc', 'base_pos_z', 'current_time_s', 'remaining_time_s')],
         'vision_policy.action_terms': [
             f'{name} = vision_policy.action:{name.upper()}' for name in (
                 'joint_position', 'relative_joint_position', 'joint_velocity',

@@ -133,9 +133,9 @@ def test_broken_entry_points_do_not_break_other_cards(fake_plugins):
                    'fake_plugins_b']),
     ('raises_make', ['raises_make', 'fake_plugins_a', 'ZeroDivisionError at configure']),
     ('wrong_width', ['made shape [4]', 'declared width 3', 'vp_fake_terms:WRONG_WIDTH']),
-    ('gait_phase', ["unknown observation term 'gait_phase'",
-                    "entry point in group 'vision_policy.observation_terms' named 'gait_phase'",
-                    'plugin_modules']),
+    ('leg_phase', ["unknown observation term 'leg_phase'",
+                   "entry point in group 'vision_policy.observation_terms' named 'leg_phase'",
+                   'plugin_modules']),
 ])
 def test_bad_plugin_fails_configure_naming_it(fake_plugins, term, words):
     with pytest.raises(PluginError) as err:

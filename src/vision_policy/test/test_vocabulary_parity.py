@@ -161,3 +161,63 @@ def test_position_to_limits_and_ema_over_ticks_and_reset(ema):
                                    limits[:, 1])
                 prev = want
             np.testing.assert_allclose(got, want.numpy(), atol=1e-12)
+
+
+def test_imu_terms_from_a_real_imu_message():
+    from sensor_msgs.msg import Imu
+    from vision_policy.sources import IMU
+    msg = Imu()
+    o = msg.orientation
+    o.x, o.y, o.z, o.w = 0.0, 0.0, 0.6, -0.8
+    a = msg.linear_acceleration
+    a.x, a.y, a.z = 0.1, -0.2, 9.81
+    extras = IMU.read(msg)
+    got = [ObservationBuilder(card([{'name': 'imu_orientation', 'params': params},
+                                    {'name': 'imu_lin_acc'}], 7)).build(
+        sample(**extras))['obs'].ravel().tolist() for params in ({}, {'make_quat_unique': True})]
+    # Isaac Lab: imu.data.quat_w (w, x, y, z); root_quat_w with quat_unique; lin_acc_b.
+    quat = torch.tensor([-0.8, 0.0, 0.0, 0.6])
+    unique = torch.where(quat[0:1] < 0, -quat, quat)
+    np.testing.assert_allclose(got, [quat.tolist() + [0.1, -0.2, 9.81],
+                                     unique.tolist() + [0.1, -0.2, 9.81]], atol=1e-6)
+
+
+def test_base_pos_z_and_episode_clocks_over_a_reset():
+    from nav_msgs.msg import Odometry
+    from vision_policy.sources import ODOM
+    msg = Odometry()
+    msg.pose.pose.position.z = 0.42
+    terms = [{'name': 'base_pos_z'}, {'name': 'current_time_s'},
+             {'name': 'remaining_time_s', 'params': {'episode_length_s': 20.0}}]
+    builder = ObservationBuilder(card(terms, 3))
+    seen = []
+    for tick in range(5):
+        if tick == 3:
+            builder.reset()
+        seen.append(builder.build(sample(**ODOM.read(msg)))['obs'].ravel().tolist())
+    # episode_length_buf x step_dt, counted from the reset; max_episode_length_s minus it.
+    steps = [0, 1, 2, 0, 1]
+    np.testing.assert_allclose(seen, [[0.42, s * 0.02, 20.0 - s * 0.02] for s in steps],
+                               atol=1e-6)
+
+
+def test_importer_maps_the_new_core_funcs():
+    from vision_policy.isaaclab import env_yaml
+    from vision_policy.isaaclab.report import ImportReport
+    obs = 'isaaclab.envs.mdp.observations:'
+    env = {'sim': {'dt': 0.005}, 'decimation': 4, 'episode_length_s': 12.5,
+           'scene': {'robot': {}},
+           'actions': {'j': {'class_type': 'isaaclab.envs.mdp.actions.joint_actions:'
+                                           'JointPositionAction', 'joint_names': ['.*']}},
+           'observations': {'policy': {
+               'q': {'func': obs + 'root_quat_w', 'params': {'make_quat_unique': True}},
+               'acc': {'func': obs + 'imu_lin_acc', 'params': {}},
+               'z': {'func': obs + 'base_pos_z', 'params': {}},
+               'left': {'func': obs + 'remaining_time_s', 'params': {}}}}}
+    report = ImportReport('t')
+    tr = env_yaml.translate(env, None, JOINTS, report)
+    assert report.ok, report.render()
+    assert list(tr.terms) == [{'name': 'imu_orientation', 'params': {'make_quat_unique': True}},
+                              {'name': 'imu_lin_acc'}, {'name': 'base_pos_z'},
+                              {'name': 'remaining_time_s', 'params': {'episode_length_s': 12.5}}]
+    assert tr.width == 4 + 3 + 1 + 1

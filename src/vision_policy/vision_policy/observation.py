@@ -245,6 +245,63 @@ def pose_command(card: PolicyCard, params: Mapping) -> Term:
     return Term((7,), compute)
 
 
+def imu_orientation(card: PolicyCard, params: Mapping) -> Term:
+    """
+    Observe the IMU orientation (w, x, y, z), as Isaac Lab's imu_orientation / root_quat_w.
+
+    ``make_quat_unique`` makes w >= 0 (root_quat_w's option). The robot's world frame
+    is its IMU's (its yaw origin is arbitrary), not the simulator's.
+    """
+    unique = bool(params.get('make_quat_unique', False))
+
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        x, y, z, w = extra(sample, 'imu_orientation')
+        out[:] = (w, x, y, z)
+        if unique and out[0] < 0.0:
+            out *= -1.0
+    return Term((4,), compute)
+
+
+def base_pos_z(card: PolicyCard, params: Mapping) -> Term:
+    """Observe the base height: z of the odometry pose (Isaac Lab base_pos_z)."""
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        out[0] = extra(sample, 'base_pos')[2]
+    return Term((1,), compute)
+
+
+def episode_time(card: PolicyCard, params: Mapping) -> Term:
+    """
+    Observe the time since the policy started (current_time_s) or left (remaining_time_s).
+
+    Isaac Lab counts episode steps x step_dt; here the episode starts when the policy
+    starts (activate, after a hold). ``episode_length_s`` set: the time remaining.
+    """
+    length = params.get('episode_length_s')
+    steps = [0]
+
+    def compute(sample: Sample, out: np.ndarray) -> None:
+        t = steps[0] * card.control_dt
+        out[0] = t if length is None else float(length) - t
+        steps[0] += 1
+
+    def reset() -> None:
+        steps[0] = 0
+    return Term((1,), compute, reset)
+
+
+def current_time_s(card: PolicyCard, params: Mapping) -> Term:
+    """Observe the seconds since the policy started (Isaac Lab current_time_s)."""
+    return episode_time(card, {})
+
+
+def remaining_time_s(card: PolicyCard, params: Mapping) -> Term:
+    """Observe params['episode_length_s'] minus the seconds since the policy started."""
+    if not isinstance(params.get('episode_length_s'), (int, float)):
+        raise CardError(f'params.episode_length_s: expected the training episode length in s, '
+                        f'found {params.get("episode_length_s")!r}')
+    return episode_time(card, params)
+
+
 def _isaaclab(*funcs: str) -> tuple:
     return tuple(f'isaaclab.envs.mdp.observations:{f}' for f in funcs)
 
@@ -296,6 +353,20 @@ GENERATED_COMMANDS = ObservationTerm('generated_commands', velocity_commands, 3,
                                      needs=('cmd_vel',), doc='alias of velocity_commands')
 HEIGHT_SCAN = ObservationTerm('height_scan', height_scan, _grid_width, needs=('height_map',),
                               isaaclab_funcs=_isaaclab('height_scan'))
+IMU_ORIENTATION = ObservationTerm('imu_orientation', imu_orientation, 4, needs=('imu',),
+                                  isaaclab_funcs=_isaaclab('imu_orientation', 'root_quat_w'),
+                                  import_params=lambda p, env: {'make_quat_unique': True}
+                                  if p.get('make_quat_unique') else {})
+IMU_LIN_ACC = ObservationTerm('imu_lin_acc', _extra_term('imu_linear_acceleration'), 3,
+                              needs=('imu',), isaaclab_funcs=_isaaclab('imu_lin_acc'),
+                              doc='IMU linear_acceleration, gravity included as in Isaac Lab')
+BASE_POS_Z = ObservationTerm('base_pos_z', base_pos_z, 1, needs=('odom',),
+                             isaaclab_funcs=_isaaclab('base_pos_z'))
+CURRENT_TIME_S = ObservationTerm('current_time_s', current_time_s, 1,
+                                 isaaclab_funcs=_isaaclab('current_time_s'))
+REMAINING_TIME_S = ObservationTerm(
+    'remaining_time_s', remaining_time_s, 1, isaaclab_funcs=_isaaclab('remaining_time_s'),
+    import_params=lambda p, env: {'episode_length_s': float(env['episode_length_s'])})
 POSE_COMMAND = ObservationTerm(
     'pose_command', pose_command, 7, needs=('pose_command',),
     isaaclab_commands=('isaaclab.envs.mdp.commands.pose_command:UniformPoseCommand',))

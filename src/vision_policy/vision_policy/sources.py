@@ -50,12 +50,14 @@ def _read_imu(msg: Any) -> Mapping[str, np.ndarray]:
     quat = _vector(o.x, o.y, o.z, o.w)
     if not 0.5 < float(np.linalg.norm(quat)) < 1.5:
         raise InputError(f'orientation {quat.tolist()} is not a unit quaternion')
-    return {'imu_orientation': quat, 'imu_angular_velocity': _vector(w.x, w.y, w.z)}
+    a = msg.linear_acceleration
+    return {'imu_orientation': quat, 'imu_angular_velocity': _vector(w.x, w.y, w.z),
+            'imu_linear_acceleration': _vector(a.x, a.y, a.z)}
 
 
 def _read_odom(msg: Any) -> Mapping[str, np.ndarray]:
-    v = msg.twist.twist.linear
-    return {'base_lin_vel': _vector(v.x, v.y, v.z)}
+    v, p = msg.twist.twist.linear, msg.pose.pose.position
+    return {'base_lin_vel': _vector(v.x, v.y, v.z), 'base_pos': _vector(p.x, p.y, p.z)}
 
 
 def _read_cmd_vel(msg: Any) -> Mapping[str, np.ndarray]:
@@ -86,9 +88,10 @@ def _read_pose_command(msg: Any) -> Mapping[str, np.ndarray]:
 # The built-in sources, registered in setup.py's entry points (group vision_policy.sources)
 # like a user's own.
 IMU = Source('imu', 'sensor_msgs/msg/Imu', 'imu', _read_imu,
-             description='base_ang_vel, projected_gravity')
+             description='base_ang_vel, projected_gravity, imu_orientation, root_quat_w, '
+                         'imu_lin_acc')
 ODOM = Source('odom', 'nav_msgs/msg/Odometry', 'odom', _read_odom,
-              description='base_lin_vel (twist in the body frame)')
+              description='base_lin_vel (twist in the body frame), base_pos_z (pose)')
 # Twist has no header: its age is counted from receipt.
 CMD_VEL = Source('cmd_vel', 'geometry_msgs/msg/Twist', 'cmd_vel', _read_cmd_vel,
                  stamped=False, qos='reliable', description='velocity_commands [vx, vy, wz]')
