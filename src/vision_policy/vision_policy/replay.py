@@ -54,8 +54,8 @@ class McapSource:
         except (McapError, EOFError, ValueError, KeyError, OSError) as exc:
             self._stream.close()
             raise RecordingError(
-                f'{self.path}: not a complete MCAP file ({type(exc).__name__}: {exc}); it may '
-                f'be truncated (a recorder killed before it closed the file), or not MCAP'
+                f'{self.path}: not a complete MCAP file ({_describe(exc)}); it may be '
+                f'truncated (a recorder killed before it closed the file), or not MCAP'
             ) from None
         if header.profile != 'ros2':
             raise RecordingError(f'{self.path}: MCAP profile {header.profile!r}, expected '
@@ -80,11 +80,18 @@ class McapSource:
                 yield channel.topic, message.log_time, message.sequence, message.data
         except (McapError, EOFError, ValueError) as exc:
             raise RecordingError(f'{self.path}: damaged while reading messages '
-                                 f'({type(exc).__name__}: {exc})') from None
+                                 f'({_describe(exc)})') from None
 
     def close(self) -> None:
         """Close the file."""
         self._stream.close()
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    if isinstance(exc, EOFError) or type(exc).__name__ == 'EndOfFile':
+        return f'the file ends before its footer{": " + text if text else ""}'
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
 
 
 def _decode(cdr: bytes, type_name: str):
