@@ -14,8 +14,9 @@ import yaml
 
 PLUGIN = """
 import numpy as np
+from vision_policy.action import MappedTerm
 from vision_policy.observation import extra, Term
-from vision_policy.registry import ObservationTerm
+from vision_policy.registry import ActionTerm, ObservationTerm
 from vision_policy.sources import Source
 
 
@@ -31,11 +32,29 @@ def make_wide(card, params):
     return Term((2,), lambda sample, out: None)
 
 
-GAIN = Source('gain', 'std_msgs/msg/Float64', 'gain',
-              lambda msg: {'gain': np.array([msg.data])}, stamped=False, qos='reliable')
+def read_gain(msg):
+    if msg.data < 0:
+        raise KeyError('calibration table')
+    return {'gain': np.array([msg.data])}
+
+
+class Fragile(MappedTerm):
+    def __init__(self, spec):
+        super().__init__(len(spec.joint_names))
+
+    def map(self, raw, joint_pos, out):
+        if joint_pos[1] > 1.0:
+            raise RuntimeError('servo bus down')
+        out[:] = raw
+
+
+GAIN = Source('gain', 'std_msgs/msg/Float64', 'gain', read_gain, stamped=False,
+              qos='reliable')
 FLAKY = ObservationTerm('flaky', make_flaky, 1, needs=('gain',))
 WIDE = ObservationTerm('wide', make_wide, 1)
-VISION_POLICY_PLUGINS = [GAIN, FLAKY, WIDE]
+FRAGILE = ActionTerm('fragile', lambda card, spec: Fragile(spec),
+                     lambda spec: len(spec.joint_names))
+VISION_POLICY_PLUGINS = [GAIN, FLAKY, WIDE, FRAGILE]
 """
 
 
@@ -139,3 +158,40 @@ def test_velocity_action_card_is_refused_not_published_as_positions(
     rig.node.trigger_configure()
     assert rig.node._state_machine.current_state[1] == 'unconfigured'
     assert "joint velocities for ['elbow_joint']" in rig.node.error
+
+
+def test_broken_plugin_source_and_action_term_hold_without_a_crash(harness, tmp_path,
+                                                                   monkeypatch):
+    path = plugin_model(tmp_path, monkeypatch)
+    card = yaml.safe_load(path.with_suffix('.yaml').read_text())
+    card['action'] = {'terms': [{'type': 'fragile', 'joint_names': JOINTS,
+                                 'clip': [[-2, 2], [-1.5, 1.5], [-2.5, 2.5]]}]}
+    path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
+    rig = Rig(harness, path, plugin_modules=['vp_node_plugin'], max_joint_state_age=1.0,
+              max_extra_age=5.0)
+    gain_pub = rig.peer.create_publisher(Float64, '/gain', 10)
+    assert harness.wait_for(lambda: gain_pub.get_subscription_count() > 0)
+    ok = [0.0, 0.3, -0.6]
+
+    def commands():
+        return rig.node.stats.counters.commands
+
+    assert harness.wait_for(lambda: (gain_pub.publish(Float64(data=1.0)),
+                                     rig.send_joints(ok), commands() > 0)[-1])
+    # The source's read raises: the message is rejected and counted, the node runs on.
+    rejected = rig.counter('extras_rejected')
+    assert harness.wait_for(lambda: (gain_pub.publish(Float64(data=-1.0)),
+                                     rig.counter('extras_rejected') > rejected)[-1])
+    # The action term raises: held with its name, no command from it.
+    assert harness.wait_for(lambda: (gain_pub.publish(Float64(data=1.0)),
+                                     rig.send_joints([0.0, 1.2, -0.6]),
+                                     rig.node.hold is not None and
+                                     rig.node.hold.reason is HoldReason.TERM_FAILED)[-1])
+    assert "'fragile' (module vp_node_plugin) raised RuntimeError: servo bus down" in \
+        rig.node.hold.detail
+    sent = commands()
+    for _ in range(5):
+        rig.send_joints([0.0, 1.2, -0.6])
+        harness.wait_for(lambda: False, timeout=0.05)
+    assert commands() == sent
+    assert rig.node._state_machine.current_state[1] == 'active'

@@ -23,6 +23,10 @@ from .card import ActionTermSpec, CardError, PolicyCard
 from .registry import ACTION_GROUP, ActionTerm, load_registry, PluginError, Registry
 
 
+class ActionTermError(ValueError):
+    """An action term failed at run time; the message names the term (and its plugin)."""
+
+
 class ActionMapper:
     """
     Maps the raw action vector to targets for the card's action joints, term by term.
@@ -38,7 +42,7 @@ class ActionMapper:
         spec = card.action
         self.joint_names = spec.joint_names
         self.targets = np.zeros(len(spec.joint_names), dtype=np.float64)
-        self._terms = []
+        self._terms, self._labels = [], []
         raw_start, joint_start = 0, 0
         for i, term_spec in enumerate(spec.terms):
             where = f'action.terms[{i}] ({term_spec.type})'
@@ -46,6 +50,9 @@ class ActionMapper:
             raw = slice(raw_start, raw_start + term.width)
             joints = slice(joint_start, joint_start + len(term_spec.joint_names))
             self._terms.append((term, raw, joints))
+            self._labels.append(f'{where} {term_spec.type!r}' + (
+                '' if registry.is_builtin(ACTION_GROUP, term_spec.type) else
+                f' ({registry.origin(ACTION_GROUP, term_spec.type)})'))
             raw_start, joint_start = raw.stop, joints.stop
         self.width = raw_start
         self.velocity_joints = tuple(j for term, _, joints in self._terms
@@ -67,8 +74,12 @@ class ActionMapper:
         if joint_pos is not None:
             self._pos[:] = np.asarray(joint_pos)[self._joint_index]
             pos = self._pos
-        for term, raw_slice, joints in self._terms:
-            term.map(raw[raw_slice], None if pos is None else pos[joints], self.targets[joints])
+        for (term, raw_slice, joints), label in zip(self._terms, self._labels):
+            try:
+                term.map(raw[raw_slice], None if pos is None else pos[joints],
+                         self.targets[joints])
+            except Exception as exc:  # noqa: B902 (a plugin may raise anything: hold, not crash)
+                raise ActionTermError(f'{label} raised {type(exc).__name__}: {exc}') from None
         return self.targets
 
     def reset(self) -> None:

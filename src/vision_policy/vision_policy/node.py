@@ -32,6 +32,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from .action import ActionTermError
 from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .image import ImageError, view_image
@@ -349,13 +350,16 @@ class PolicyInferenceNode(LifecycleNode):
         if self.core is None:
             return
         now = self._observe_clock()
-        stamp = _ns(msg.header.stamp) if source.stamped else now
-        problem = self.monitor.check_stamp(source.name, stamp, self.params.max_extra_age)
-        if problem is None:
-            try:
-                values = source.read(msg)
-            except InputError as exc:
-                problem = str(exc)
+        try:
+            stamp = _ns(msg.header.stamp) if source.stamped else now
+            problem = self.monitor.check_stamp(source.name, stamp, self.params.max_extra_age)
+            if problem is None:
+                values = dict(source.read(msg))
+        except InputError as exc:
+            problem = str(exc)
+        except Exception as exc:  # noqa: B902 (a plugin source may raise anything: hold)
+            problem = f'source {source.name!r} cannot use the message: ' \
+                      f'{type(exc).__name__}: {exc}'
         if problem is not None:
             self._reject('extras_rejected', source.name, problem)
             return
@@ -400,7 +404,7 @@ class PolicyInferenceNode(LifecycleNode):
             self._hold(Hold(HoldReason.NONFINITE_OBSERVATION if exc.where == 'observation'
                             else HoldReason.NONFINITE_ACTION, str(exc)))
             return
-        except (TermError, ExtraSourceError) as exc:
+        except (TermError, ExtraSourceError, ActionTermError) as exc:
             # A term (a user's plugin, or a source value it cannot use) failed: no command.
             self.stats.counters.term_failures += 1
             self.error = str(exc)
