@@ -67,7 +67,7 @@ setup(
         'vision_policy.action_terms': [
             f'{name} = vision_policy.action:{name.upper()}' for name in (
                 'joint_position', 'relative_joint_position', 'joint_velocity',
-                'binary_joint_position', 'joint_position_to_limits',
+                'binary_joint_position', 'abs_binary_joint_position', 'joint_position_to_limits',
                 'ema_joint_position_to_limits', 'hold_default')],
         'vision_policy.sources': [
             f'{name} = vision_policy.sources:{name.upper()}' for name in (

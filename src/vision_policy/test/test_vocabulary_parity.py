@@ -221,3 +221,16 @@ def test_importer_maps_the_new_core_funcs():
                               {'name': 'imu_lin_acc'}, {'name': 'base_pos_z'},
                               {'name': 'remaining_time_s', 'params': {'episode_length_s': 12.5}}]
     assert tr.width == 4 + 3 + 1 + 1
+
+
+@pytest.mark.parametrize('positive', [True, False])
+def test_abs_binary_joint_position_threshold(positive):
+    term = {'type': 'abs_binary_joint_position', 'joint_names': ['g0'], 'open': 0.04,
+            'close': 0.0, 'threshold': 0.3, 'positive_threshold': positive}
+    mapper = ActionMapper(card([{'name': 'last_action'}], 1, [term]))
+    for raw in RNG.uniform(-1, 1, 50).astype(np.float32):
+        # AbsBinaryJointPositionAction.process_actions: the mask picks the open command.
+        t = torch.tensor([raw])
+        mask = t > 0.3 if positive else t < 0.3
+        want = torch.where(mask, torch.tensor(0.04), torch.tensor(0.0))
+        assert mapper.map(np.array([raw]), np.zeros(4))[0] == pytest.approx(float(want))

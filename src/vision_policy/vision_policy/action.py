@@ -187,19 +187,31 @@ class _Affine(MappedTerm):
 
 
 class _Binary(MappedTerm):
-    """One raw value: < 0 closes, >= 0 opens (Isaac Lab BinaryJointPositionAction)."""
+    """
+    One raw value -> open or close positions (Isaac Lab BinaryJointPositionAction: < 0 closes).
 
-    def __init__(self, spec: ActionTermSpec):
+    The absolute variant (AbsBinaryJointPositionAction) opens when raw > ``threshold``
+    (``positive_threshold``, the default) or raw < ``threshold``.
+    """
+
+    def __init__(self, spec: ActionTermSpec, absolute: bool = False):
         super().__init__(1)
-        _check_params(spec, ('open', 'close'))
+        _check_params(spec, ('open', 'close') + (('threshold', 'positive_threshold')
+                                                 if absolute else ()))
         self.open = _per_joint(spec, 'open', np.nan)
         self.close = _per_joint(spec, 'close', np.nan)
         self.clip = _clip(spec)
+        self.absolute = absolute
+        self.threshold = float(spec.params.get('threshold', 0.5))
+        self.positive = bool(spec.params.get('positive_threshold', True))
 
     def map(self, raw, joint_pos, out):  # noqa: A003, D102
-        # NaN compares false: a NaN action opens, like torch.where in Isaac Lab; the core
-        # refuses a non-finite raw action before it gets here.
-        out[:] = self.close if raw[0] < 0.0 else self.open
+        # The core refuses a non-finite raw action before it gets here.
+        if not self.absolute:
+            opened = not raw[0] < 0.0
+        else:
+            opened = raw[0] > self.threshold if self.positive else raw[0] < self.threshold
+        out[:] = self.open if opened else self.close
         if self.clip is not None:
             np.clip(out, self.clip[:, 0], self.clip[:, 1], out=out)
 
@@ -288,6 +300,11 @@ BINARY_JOINT_POSITION = ActionTerm(
     'binary_joint_position', lambda card, spec: _Binary(spec), lambda spec: 1,
     isaaclab_classes=(_CORE + 'binary_joint_actions:BinaryJointPositionAction',),
     doc='one raw value: < 0 -> close positions, else open positions')
+ABS_BINARY_JOINT_POSITION = ActionTerm(
+    'abs_binary_joint_position', lambda card, spec: _Binary(spec, absolute=True),
+    lambda spec: 1,
+    isaaclab_classes=(_CORE + 'binary_joint_actions:AbsBinaryJointPositionAction',),
+    doc='one raw value against a threshold -> open or close positions')
 JOINT_POSITION_TO_LIMITS = ActionTerm(
     'joint_position_to_limits', lambda card, spec: _ToLimits(spec, ema=False), _n_joints,
     isaaclab_classes=(_CORE + 'joint_actions_to_limits:JointPositionToLimitsAction',),

@@ -245,6 +245,10 @@ class EnvTranslator:
             if missing:
                 raise jn.JointNameError(f'{where}.{field_name}: no value for joint(s) {missing}')
             out[key] = [float(values[j]) for j in joints]
+        if 'threshold' in cfg:
+            # AbsBinaryJointPositionAction's decision rule.
+            out['threshold'] = float(cfg.get('threshold', 0.5))
+            out['positive_threshold'] = bool(cfg.get('positive_threshold', True))
         clip = self._clip(cfg, joints, where)
         # The target range (the node's default position limits) spans open and close.
         out['clip'] = clip if clip is not None and None not in clip else [
@@ -589,6 +593,7 @@ BUILTIN_ACTION_IMPORTS = {
     'relative_joint_position': 'import_relative',
     'joint_velocity': 'import_velocity',
     'binary_joint_position': 'import_binary',
+    'abs_binary_joint_position': 'import_binary',
     'joint_position_to_limits': 'import_to_limits',
     'ema_joint_position_to_limits': 'import_to_limits',
 }
