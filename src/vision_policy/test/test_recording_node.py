@@ -73,3 +73,12 @@ def test_node_recording_replays_bit_for_bit(harness, model_path, tmp_path):
     assert result.commands == counters.commands
     assert any(reason.startswith('emergency stop') for reason in result.holds)
     assert result.max_abs['command'] == 0.0
+
+
+def test_unwritable_record_path_fails_configure(harness, model_path, tmp_path):
+    node = harness.add(PolicyInferenceNode(context=harness.context, parameter_overrides=[
+        Parameter('model_path', value=str(model_path)), Parameter('autostart', value=True),
+        Parameter('record_path', value=str(tmp_path / 'missing' / 'run.mcap'))]))
+    assert node._state_machine.current_state[1] == 'unconfigured'
+    assert 'record_path' in node.error and 'does not exist' in node.error
+    assert node._subs == [] and node.core is None

@@ -39,7 +39,7 @@ from .image import ImageError, view_image
 from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
-from .recording import Recorder, RecordingInfo
+from .recording import check_record_path, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
@@ -131,6 +131,8 @@ class PolicyInferenceNode(LifecycleNode):
                                     for s in PARAMETERS})
         if not p.model_path:
             raise ModelError('parameter model_path is empty: give the ONNX policy file')
+        if p.record_path:
+            check_record_path(p.record_path)  # before any topic is opened
         # Code runs only from installed entry points and the modules the operator lists.
         registry = load_registry(p.plugin_modules)
         session, card = load_policy(p.model_path, p.card_path, RuntimeOptions(

@@ -181,6 +181,22 @@ class RecordingInfo:
             raise RecordingError(f'{where}: vision_policy metadata unreadable: {exc}') from None
 
 
+def check_record_path(path: str | Path) -> None:
+    """Raise RecordingError naming record_path unless a recording can be written there."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        problem = 'is a folder'
+    elif not folder.is_dir():
+        problem = f'folder {str(folder)!r} does not exist'
+    elif not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        problem = 'is not writable'
+    else:
+        return
+    raise RecordingError(f'record_path {str(target)!r}: {problem}; expected a writable '
+                         f'.mcap file path (empty = no recording)')
+
+
 def file_sha256(path: str | Path) -> str:
     """Return the hex SHA-256 of a file (identifies the model a recording ran)."""
     digest = hashlib.sha256()
