@@ -53,8 +53,10 @@ def test_lighting_scales_brightness_and_restores(sim):
 def test_cells_vary_one_factor_at_a_time():
     cells = rehearsal.cells()
     assert cells[0][0] == 'nominal' and cells[0][2] == rehearsal.Perturbation()
-    assert len(cells) == 1 + sum(len(v) - 1 for v in rehearsal.SWEEP.values())
-    for factor, value, p in cells[1:]:
+    assert len(cells) == 2 + sum(len(v) - 1 for v in rehearsal.SWEEP.values())
+    assert cells[-1][0] == 'combined' and cells[-1][2] == rehearsal.COMBINED
+    assert all(vars(rehearsal.COMBINED)[k] != v for k, v in vars(rehearsal.Perturbation()).items())
+    for factor, value, p in cells[1:-1]:
         changed = {k for k, v in vars(p).items() if v != vars(rehearsal.Perturbation())[k]}
         assert changed == {factor} and getattr(p, factor) == value
     with pytest.raises(ValueError, match='drop'):

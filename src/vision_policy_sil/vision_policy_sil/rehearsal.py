@@ -69,6 +69,10 @@ class Perturbation:
                              f'{self.pose}: expected light >= 0, joint_noise >= 0, finite pose')
 
 
+# A moderate amount of everything at once: the 'combined' cell.
+COMBINED = Perturbation(latency_ms=100.0, drop=0.1, pose=0.5, light=0.75, joint_noise=0.01)
+
+
 @dataclass(frozen=True)
 class Setup:
     """The fixed part of a rehearsal: policy, episodes, twin timing."""
@@ -156,13 +160,21 @@ def run_cell(setup: Setup, perturbation: Perturbation) -> dict:
             'final_distances': finals.round(5).tolist(), 'wall_s': time.monotonic() - t0}
 
 
-def cells(sweep: dict = SWEEP) -> list:
-    """Return (factor, value, Perturbation) per cell: the nominal once, then one at a time."""
+def cells(sweep: dict = SWEEP, combined: bool = True) -> list:
+    """
+    Return (factor, value, Perturbation) per cell: the nominal once, then one at a time.
+
+    With ``combined``, a last cell applies a moderate amount of every factor at once
+    (COMBINED), as a real robot does.
+    """
     nominal = Perturbation()
     out = [('nominal', None, nominal)]
     for factor, values in sweep.items():
         for value in values[1:]:
             out.append((factor, value, Perturbation(**{**asdict(nominal), factor: value})))
+    if combined:
+        out.append(('combined', ', '.join(f'{k} {v:g}' for k, v in asdict(COMBINED).items()),
+                    COMBINED))
     return out
 
 
@@ -171,7 +183,7 @@ def table(results: list) -> str:
     lines = ['| factor | value | success | median final distance (m) |',
              '|---|---|---|---|']
     for factor, value, result in results:
-        shown = '-' if value is None else f'{value:g}'
+        shown = '-' if value is None else value if isinstance(value, str) else f'{value:g}'
         lines.append(f'| {factor} | {shown} | {result["success"] * 100:.0f} % '
                      f'({round(result["success"] * result["episodes"])}/'
                      f'{result["episodes"]}) | {result["median_final_distance"]:.4f} |')
@@ -197,6 +209,10 @@ def plot(results: list, png: Path, sweep: dict = SWEEP) -> Path:
         ax.set_ylim(-5, 105)
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel(f'success % ({nominal["episodes"]} episodes per point)')
+    both = [(v, r) for f, v, r in results if f == 'combined']
+    if both:
+        fig.suptitle(f'all at once ({both[0][0]}): {both[0][1]["success"] * 100:.0f} %',
+                     fontsize=9)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
     plt.close(fig)
