@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vision_policy.card import ImageSpec
-from vision_policy.image import ImageError, ImagePipeline, view_image
+from vision_policy.image import area_weights, AreaResize, ImageError, ImagePipeline, view_image
 
 
 def padded(img: np.ndarray, pad: int) -> tuple:
@@ -158,3 +158,135 @@ def test_resolution_change_mid_stream():
     b = pipe.process(np.full((6, 2, 3), 30, np.uint8), 'rgb8')
     np.testing.assert_allclose(a, 10)
     np.testing.assert_allclose(b, 30)
+
+
+# ---------------------------------------------------------------- exact area resize
+
+def opencv_reference(src, encoding, width, height, color_order='rgb', crop=None):
+    """Return the card's resize + colour order done by OpenCV alone (the slower path)."""
+    if crop is not None:
+        x, y, w, h = crop
+        src = src[y:y + h, x:x + w]
+    if src.shape[2] == 1:
+        src = src[:, :, 0]
+    out = cv2.resize(np.ascontiguousarray(src), (width, height), interpolation=cv2.INTER_AREA)
+    code = {('rgb8', 'bgr'): cv2.COLOR_RGB2BGR, ('bgr8', 'rgb'): cv2.COLOR_BGR2RGB,
+            ('rgba8', 'rgb'): cv2.COLOR_RGBA2RGB, ('rgba8', 'bgr'): cv2.COLOR_RGBA2BGR,
+            ('bgra8', 'rgb'): cv2.COLOR_BGRA2RGB, ('bgra8', 'bgr'): cv2.COLOR_BGRA2BGR,
+            ('mono8', 'rgb'): cv2.COLOR_GRAY2RGB,
+            ('mono8', 'bgr'): cv2.COLOR_GRAY2BGR}.get((encoding, color_order))
+    return (out if code is None else cv2.cvtColor(out, code)).astype(np.float64)
+
+
+def exact_area_mean(src, width, height):
+    """Compute the area mean in float64 from dense weights (slow, independent of AreaResize)."""
+    def axis(n_in, n_out):
+        w = np.zeros((n_out, n_in))
+        for j in range(n_out):
+            lo, hi = j * n_in / n_out, (j + 1) * n_in / n_out
+            for i in range(n_in):
+                w[j, i] = max(0.0, min(hi, i + 1) - max(lo, i))
+        return w / w.sum(axis=1, keepdims=True)
+    wy, wx = axis(src.shape[0], height), axis(src.shape[1], width)
+    rows = np.tensordot(wy, src.astype(np.float64), axes=(1, 0))    # (height, W, C)
+    return np.tensordot(rows, wx, axes=(1, 1)).transpose(0, 2, 1)   # (height, width, C)
+
+
+def test_area_weights_by_hand():
+    block, p, q = area_weights(5, 2)  # each output covers 2.5 inputs
+    assert (p, q) == (5, 2)
+    np.testing.assert_array_equal(block, [[2, 2, 1, 0, 0], [0, 0, 1, 2, 2]])
+    block, p, q = area_weights(640, 64)
+    assert (p, q) == (10, 1) and block.tolist() == [[1] * 10]
+    block, p, q = area_weights(1080, 64)  # 16.875 rows per output
+    assert (p, q) == (135, 8) and set(block.sum(axis=1)) == {135}
+
+
+ENC_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+
+
+@pytest.mark.parametrize('src_size, size', [
+    ((640, 480), (64, 64)), ((1280, 720), (64, 64)), ((800, 600), (64, 64)),
+    ((640, 480), (84, 84)), ((640, 480), (96, 72)), ((100, 77), (13, 9)),
+    ((64, 48), (16, 12)), ((64, 48), (64, 12)), ((37, 5), (36, 5))])
+@pytest.mark.parametrize('encoding', sorted(ENC_CHANNELS))
+def test_area_equals_opencv_except_at_exact_ties(src_size, size, encoding):
+    (sw, sh), (w, h) = src_size, size
+    rng = np.random.default_rng(sw * 7 + h)
+    for kind in ('noise', 'coarse', 'binary'):
+        img = rng.integers(0, 256, (sh, sw, ENC_CHANNELS[encoding]), np.uint8)
+        if kind == 'coarse':  # few levels: many ties
+            img = (img // 85 * 85).astype(np.uint8)
+        elif kind == 'binary':
+            img = (img > 127).astype(np.uint8) * 255
+        for order in ('rgb', 'bgr'):
+            pipe = ImagePipeline(spec(width=w, height=h, normalize='none', color_order=order,
+                                      source_encodings=(encoding,)))
+            got = pipe.process(img, encoding).astype(np.float64)
+            want = opencv_reference(img, encoding, w, h, order)
+            diff = got != want
+            assert np.abs(got - want).max() <= 1
+            if diff.any():
+                src = img if encoding != 'mono8' else img[:, :, :1]
+                mean = exact_area_mean(src[:, :, :3], w, h)
+                if encoding.startswith('bgr') != (order == 'bgr') and mean.shape[2] == 3:
+                    mean = mean[:, :, ::-1]
+                mean = np.broadcast_to(mean, got.shape)
+                # Every difference is at a tie k + 1/2, which AreaResize rounds up.
+                frac = mean[diff] - np.floor(mean[diff])
+                np.testing.assert_allclose(frac, 0.5, atol=1e-9)
+                np.testing.assert_array_equal(got[diff], np.floor(mean[diff]) + 1)
+
+
+def test_area_ties_round_up():
+    img = np.zeros((2, 4, 3), np.uint8)
+    img[0, 0] = [4, 12, 20]  # means 0.5, 1.5, 2.5 over 8 pixels
+    out = ImagePipeline(spec(width=1, height=1, normalize='none')).process(img, 'rgb8')
+    np.testing.assert_array_equal(out[0, 0], [1, 2, 3])
+
+
+def test_area_through_padding_crop_and_resolution_change():
+    img = np.random.default_rng(5).integers(0, 256, (60, 90, 4), np.uint8)
+    data, step = padded(img, 3)
+    view = view_image(data, 90, 60, 'rgba8', step)
+    pipe = ImagePipeline(spec(width=8, height=6, normalize='none', crop=(10, 6, 80, 48)))
+    want = opencv_reference(img, 'rgba8', 8, 6, crop=(10, 6, 80, 48))
+    assert np.abs(pipe.process(view, 'rgba8') - want).max() <= 1
+    small = img[:30, :40]
+    want = opencv_reference(small[6:, 10:], 'rgba8', 8, 6)
+    pipe = ImagePipeline(spec(width=8, height=6, normalize='none', crop=(10, 6, 30, 24)))
+    pipe.process(view, 'rgba8')
+    assert np.abs(pipe.process(small, 'rgba8') - want).max() <= 1
+
+
+def test_area_enlarging_is_left_to_opencv():
+    img = np.random.default_rng(6).integers(0, 256, (24, 32, 3), np.uint8)
+    pipe = ImagePipeline(spec(width=64, height=20, normalize='none'))
+    want = cv2.resize(img, (64, 20), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(pipe.process(img, 'rgb8'), want)
+    assert not AreaResize.supports(24, 32, 20, 64)
+    assert not AreaResize.supports(4000, 4001, 64, 63)  # 255 x D would pass 2**24
+
+
+def test_no_large_allocation_per_frame():
+    """After the first frame, a frame allocates no image-sized temporaries (rgb, depth)."""
+    import tracemalloc
+    rgb = np.random.default_rng(7).integers(0, 256, (480, 640, 3), np.uint8)
+    depth = np.random.default_rng(8).uniform(0.1, 9.0, (480, 640, 1)).astype(np.float32)
+    depth[::7, ::5] = np.inf
+    cases = [(ImagePipeline(spec(width=64, height=64, normalize='isaaclab', layout='NCHW')),
+              rgb, 'rgb8'),
+             (ImagePipeline(spec(width=64, height=64, data_type='depth', normalize='none',
+                                 source_encodings=('32FC1',))), depth, '32FC1'),
+             (ImagePipeline(spec(width=64, height=64, data_type='depth', normalize='none',
+                                 source_encodings=('16UC1',))),
+              (np.nan_to_num(depth, posinf=0.0) * 1000).astype('>u2'), '16UC1')]
+    for pipe, img, encoding in cases:
+        pipe.process(img, encoding)
+        tracemalloc.start()
+        for _ in range(3):
+            pipe.process(img, encoding)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        # numpy's casting iterators buffer a few 10 KB; one VGA frame is 900 KB or more.
+        assert peak < 256 * 1024, (encoding, peak)
