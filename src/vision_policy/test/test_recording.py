@@ -161,6 +161,19 @@ def test_truncated_recording_is_a_clear_error(recording, tmp_path):
     assert 'not a complete MCAP file' in proc.stderr and 'Traceback' not in proc.stderr
 
 
+def test_rosbag2_folder_is_accepted(recording, tmp_path):
+    """`ros2 bag record` writes a folder (metadata.yaml + one .mcap): replay takes it."""
+    path, commands = recording
+    folder = tmp_path / 'bag'
+    folder.mkdir()
+    (folder / 'bag_0.mcap').write_bytes(path.read_bytes())
+    (folder / 'metadata.yaml').write_text('rosbag2_bagfile_information: {}\n')
+    assert replay_recording(folder).commands == len(commands)
+    (folder / 'bag_1.mcap').write_bytes(b'')
+    with pytest.raises(RecordingError, match='2 .mcap files'):
+        replay_recording(folder)
+
+
 def test_cli_reproduces(recording):
     proc = run_cli(recording[0])
     assert proc.returncode == 0, proc.stderr

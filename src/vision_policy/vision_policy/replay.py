@@ -34,15 +34,28 @@ IMAGE_TYPE, JOINTS_TYPE, ESTOP_TYPE = ('sensor_msgs/msg/Image', 'sensor_msgs/msg
 
 
 # ---------------------------------------------------------------------------- reading
+def bag_file(path: str | Path) -> Path:
+    """Return the .mcap file of path: the file itself, or the one in a rosbag2 folder."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob('*.mcap'))
+        if len(files) != 1:
+            raise RecordingError(f'{path}: a bag folder with {len(files)} .mcap files '
+                                 f'{[f.name for f in files]}; expected one (pass a split '
+                                 f'bag one file at a time)')
+        return files[0]
+    if not path.is_file():
+        raise RecordingError(f'{path}: no such file')
+    return path
+
+
 class McapSource:
     """An open MCAP file: its metadata, topic types and messages in file order."""
 
     def __init__(self, path: str | Path):
         from mcap.exceptions import McapError
         from mcap.reader import make_reader
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise RecordingError(f'{self.path}: no such file')
+        self.path = bag_file(path)
         self._stream = open(self.path, 'rb')
         try:
             self._reader = make_reader(self._stream)
@@ -89,6 +102,9 @@ class McapSource:
 
 def _describe(exc: Exception) -> str:
     text = str(exc)
+    if type(exc).__name__ == 'UnsupportedCompressionError':
+        return (f'chunks compressed in a way this Python cannot read ({text}); install '
+                f'zstandard and lz4, or record with rosbag2 compression off')
     if isinstance(exc, EOFError) or type(exc).__name__ == 'EndOfFile':
         return f'the file ends before its footer{": " + text if text else ""}'
     return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
