@@ -192,7 +192,7 @@ def test_full_queue_drops_instead_of_blocking(tmp_path, model_path):
 def test_raw_bag_replay_recomputes_commands(tmp_path, model_path):
     """A bag of only the topics (as `ros2 bag record` writes): commands are recomputed."""
     from rclpy.serialization import serialize_message
-    bag = McapFile(tmp_path / 'raw.mcap')
+    bag = McapFile(tmp_path / 'raw.mcap', chunked=True)  # rosbag2's default layout
     rng = np.random.default_rng(1)
     core = make_core(model_path)
     names = core.card.joint_names
