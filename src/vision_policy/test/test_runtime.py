@@ -1,12 +1,14 @@
 """onnxruntime session: providers, I/O checks against the card, recurrent state, tools."""
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from vision_policy.card import card_from_dict, load_card
 from vision_policy.observation import ObservationBuilder
 from vision_policy.runtime import (check_io, choose_providers, embedded_card, load_policy,
-                                   ModelError, open_session, PolicyRuntime, RuntimeOptions)
+                                   ModelError, open_session, PolicyRuntime, provider_list,
+                                   RuntimeOptions, tensorrt_available)
 from vision_policy.tools import inspect_model
 
 CPU = RuntimeOptions(providers=('CPUExecutionProvider',))
@@ -167,3 +169,78 @@ def test_export_tool_rejects_pickles_and_old_opset(tmp_path):
     assert (tmp_path / 'a.onnx').read_bytes() == (tmp_path / 'b.onnx').read_bytes()
     session, loaded = load_policy(tmp_path / 'a.onnx', None, CPU)
     assert loaded.name == 'example' and check_io(session, loaded) == []
+
+
+# ---------------------------------------------------------------- providers and devices
+
+def test_tensorrt_is_skipped_without_its_libraries_and_cached_with_them(tmp_path):
+    chosen = ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']
+    options = RuntimeOptions(trt_cache_dir=str(tmp_path / 'engines'))
+    assert provider_list(chosen, options, trt_loadable=False) == chosen[1:]
+    with_trt = provider_list(chosen, options, trt_loadable=True)
+    name, trt = with_trt[0]
+    assert name == 'TensorrtExecutionProvider' and with_trt[1:] == chosen[1:]
+    assert trt['trt_engine_cache_enable'] is True and trt['trt_fp16_enable'] is False
+    assert trt['trt_engine_cache_path'] == str(tmp_path / 'engines')
+    assert (tmp_path / 'engines').is_dir()
+    assert isinstance(tensorrt_available(), bool)
+
+
+def test_tensorrt_alone_without_its_libraries_is_refused(model_path):
+    """onnxruntime-gpu lists TensorRT even where libnvinfer is missing (the H200 image)."""
+    if 'TensorrtExecutionProvider' not in ort.get_available_providers() or \
+            tensorrt_available():
+        pytest.skip('needs onnxruntime-gpu without the TensorRT libraries')
+    with pytest.raises(ModelError, match='TensorRT libraries .* not found'):
+        open_session(model_path, RuntimeOptions(providers=('TensorrtExecutionProvider',)))
+
+
+def test_default_providers_fall_back_to_what_runs_here(model_path):
+    session, card = load_policy(model_path, None, RuntimeOptions())
+    runtime = PolicyRuntime(session, card, ObservationBuilder(card).inputs)
+    assert runtime.provider == session.get_providers()[0]
+    assert runtime.provider in ort.get_available_providers()
+    assert runtime.device_inputs == (runtime.provider in ('CUDAExecutionProvider',
+                                                          'TensorrtExecutionProvider'))
+
+
+def cuda_or_skip(model_path):
+    """Return (session, card) on the CUDA provider, or skip where CUDA cannot run."""
+    if 'CUDAExecutionProvider' not in ort.get_available_providers():
+        pytest.skip('onnxruntime has no CUDA provider here (CPU build)')
+    session, card = load_policy(model_path, None, RuntimeOptions(
+        providers=('CUDAExecutionProvider',)))
+    if session.get_providers()[0] != 'CUDAExecutionProvider':
+        pytest.skip(f'CUDA provider did not start (no GPU?): {session.get_providers()}')
+    return session, card
+
+
+def test_cuda_device_inputs_follow_every_tick(model_path):
+    """Device buffers are refilled each run: the output tracks the host inputs like CPU."""
+    session, card = cuda_or_skip(model_path)
+    cpu_session, _ = load_policy(model_path, None, CPU)
+    builder = ObservationBuilder(card)
+    runtime = PolicyRuntime(session, card, builder.inputs)
+    assert runtime.device_inputs and runtime.provider == 'CUDAExecutionProvider'
+    rng = np.random.default_rng(4)
+    previous = None
+    for _ in range(5):
+        for buf in builder.inputs.values():
+            buf[...] = rng.standard_normal(buf.shape)
+        got = runtime.run().copy()
+        want = cpu_session.run([card.action_output],
+                               {k: v.copy() for k, v in builder.inputs.items()})[0][0]
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+        assert previous is None or not np.allclose(got, previous)
+        previous = got
+
+
+def test_tensorrt_engine_cache_is_written(model_path, tmp_path):
+    if not tensorrt_available() or 'TensorrtExecutionProvider' not in \
+            ort.get_available_providers():
+        pytest.skip('TensorRT is not installed here')
+    cache = tmp_path / 'trt'
+    session, card = load_policy(model_path, None, RuntimeOptions(trt_cache_dir=str(cache)))
+    assert session.get_providers()[0] == 'TensorrtExecutionProvider'
+    PolicyRuntime(session, card, ObservationBuilder(card).inputs).run()
+    assert any(cache.iterdir())

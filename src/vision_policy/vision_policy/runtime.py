@@ -4,12 +4,20 @@ The onnxruntime session: provider choice, I/O checked against the card, recurren
 The session is built for latency on a robot computer: one inference at a time,
 a fixed small thread pool, full graph optimisation, and outputs written into
 preallocated buffers through I/O binding so a tick allocates nothing.
+
+With the CUDA provider the inputs live in bound device buffers (OrtValue): each tick
+uploads each input once and reads the outputs back once into the same host arrays.
+TensorRT, when its libraries load, caches its engines on disk (``trt_cache_dir``) so a
+restart does not rebuild them; where TensorRT is absent it is skipped before the session
+is made, so onnxruntime logs no failed provider.
 """
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 import logging
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,6 +29,9 @@ from .card import card_from_yaml, CardError, load_card, ONNX_METADATA_KEY, Polic
 
 DEFAULT_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider',
                      'CPUExecutionProvider')
+TENSORRT, CUDA = 'TensorrtExecutionProvider', 'CUDAExecutionProvider'
+# The TensorRT runtime libraries onnxruntime-gpu's TensorRT provider links against.
+_NVINFER = ('libnvinfer.so.10', 'libnvinfer.so.8')
 _LOG = logging.getLogger(__name__)
 
 
@@ -35,6 +46,54 @@ class RuntimeOptions:
     providers: tuple = DEFAULT_PROVIDERS
     intra_op_threads: int = 1
     warmup_runs: int = 3
+    # TensorRT engine cache; empty: $XDG_CACHE_HOME (or ~/.cache)/vision_policy/tensorrt.
+    trt_cache_dir: str = ''
+    trt_fp16: bool = False  # fp16 changes the numbers the policy was trained with
+
+
+def tensorrt_available() -> bool:
+    """Return True when the TensorRT runtime library can be loaded in this process."""
+    for name in _NVINFER:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def default_trt_cache_dir() -> Path:
+    """Return where TensorRT engines are cached when RuntimeOptions names no folder."""
+    base = os.environ.get('XDG_CACHE_HOME') or str(Path.home() / '.cache')
+    return Path(base) / 'vision_policy' / 'tensorrt'
+
+
+def provider_list(chosen: Sequence[str], options: RuntimeOptions,
+                  trt_loadable: bool) -> list:
+    """
+    Return the providers for InferenceSession, with TensorRT's engine-cache options.
+
+    TensorRT is dropped when its libraries do not load (``trt_loadable`` False): the
+    session then starts on the next provider without onnxruntime's failed-load error.
+    """
+    result = []
+    for name in chosen:
+        if name == TENSORRT:
+            if not trt_loadable:
+                _LOG.info('TensorrtExecutionProvider skipped: TensorRT libraries (%s) not '
+                          'found', ', '.join(_NVINFER))
+                continue
+            cache = Path(options.trt_cache_dir) if options.trt_cache_dir else \
+                default_trt_cache_dir()
+            cache.mkdir(parents=True, exist_ok=True)
+            result.append((name, {'trt_engine_cache_enable': True,
+                                  'trt_engine_cache_path': str(cache),
+                                  'trt_timing_cache_enable': True,
+                                  'trt_timing_cache_path': str(cache),
+                                  'trt_fp16_enable': options.trt_fp16}))
+        else:
+            result.append(name)
+    return result
 
 
 def choose_providers(wanted: Sequence[str], available: Sequence[str]) -> list:
@@ -57,7 +116,11 @@ def open_session(model_path: str | Path, options: RuntimeOptions) -> ort.Inferen
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    providers = choose_providers(options.providers, ort.get_available_providers())
+    chosen = choose_providers(options.providers, ort.get_available_providers())
+    providers = provider_list(chosen, options, TENSORRT in chosen and tensorrt_available())
+    if not providers:
+        raise ModelError(f'none of the providers {list(options.providers)} can run here: '
+                         f'TensorRT libraries ({", ".join(_NVINFER)}) not found')
     try:
         session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
@@ -144,8 +207,18 @@ class PolicyRuntime:
                 shape = [d if isinstance(d, int) else 1 for d in out.shape]
                 self._outputs[out.name] = np.zeros(shape, dtype=np.float32)
         self._binding = session.io_binding()
-        for name, array in self._inputs.items():
-            self._binding.bind_cpu_input(name, array)
+        # On CUDA (and TensorRT, which takes CUDA memory) the inputs get device buffers,
+        # filled from the host arrays once per tick; elsewhere the host arrays are bound.
+        self._device = {}
+        if self.provider in (CUDA, TENSORRT):
+            for name, array in self._inputs.items():
+                value = ort.OrtValue.ortvalue_from_numpy(array, 'cuda', 0)
+                self._binding.bind_ortvalue_input(name, value)
+                self._device[name] = value
+        else:
+            for name, array in self._inputs.items():
+                self._binding.bind_cpu_input(name, array)
+        # Outputs are written into the host arrays: the one read-back per tick.
         for name, array in self._outputs.items():
             self._binding.bind_output(name, 'cpu', 0, np.float32, list(array.shape),
                                       array.ctypes.data)
@@ -158,8 +231,20 @@ class PolicyRuntime:
         """Return the execution providers the session actually uses."""
         return self.session.get_providers()
 
+    @property
+    def provider(self) -> str:
+        """Return the provider that runs the model (the session's first)."""
+        return self.session.get_providers()[0]
+
+    @property
+    def device_inputs(self) -> bool:
+        """Return True when the inputs are bound to device (CUDA) buffers."""
+        return bool(self._device)
+
     def run(self) -> np.ndarray:
         """Run on the current input buffers; returns the raw action vector (a view)."""
+        for name, value in self._device.items():
+            value.update_inplace(self._inputs[name])  # host -> device, once per input
         self.session.run_with_iobinding(self._binding)
         for state_in, state_out in self._state_pairs:
             np.copyto(self._inputs[state_in], self._outputs[state_out])
