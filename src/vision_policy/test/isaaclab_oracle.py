@@ -183,6 +183,35 @@ def load() -> types.SimpleNamespace:
         string=string_utils, patterns=patterns)
 
 
+def _load_files(files: Mapping[str, Path], roots: Sequence[str]) -> dict:
+    """Execute Python files as private modules, with stand-ins for absent ``roots``."""
+    roots = [m for m in roots if m not in sys.modules and importlib.util.find_spec(m) is None]
+    finder = _StandInFinder(roots)
+    sys.meta_path.append(finder)
+    modules = {}
+    try:
+        for name, path in files.items():
+            spec = importlib.util.spec_from_file_location(f'_isaaclab_oracle_{name}', path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module     # dataclasses look their module up there
+            spec.loader.exec_module(module)
+            modules[name] = module
+    except Exception as exc:  # noqa: B902 (any failure means: that part of the oracle is absent)
+        raise OracleUnavailable(f'importing {list(files.values())} failed: '
+                                f'{type(exc).__name__}: {exc}') from exc
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [n for n in sys.modules if n.split('.')[0] in roots]:
+            del sys.modules[name]
+    return modules
+
+
+def load_task(il, relative_path: str) -> types.ModuleType:
+    """Load an ``isaaclab_tasks`` module from its file (the package imports every task)."""
+    path = il.root / 'isaaclab_tasks' / 'isaaclab_tasks' / relative_path
+    return _load_files({path.stem: path}, OPTIONAL_ROOTS)[path.stem]
+
+
 def load_wrappers(il) -> types.SimpleNamespace:
     """
     Isaac Lab's RL-library wrappers (``isaaclab_rl``), whose ``step`` clips what the env sees.
@@ -191,26 +220,9 @@ def load_wrappers(il) -> types.SimpleNamespace:
     library); rsl_rl, rl_games, gym and tensordict get stand-ins while they load.
     """
     folder = il.root / 'isaaclab_rl' / 'isaaclab_rl'
-    roots = [m for m in ('rsl_rl', 'rl_games', 'gym', 'gymnasium', 'tensordict')
-             if m not in sys.modules and importlib.util.find_spec(m) is None]
-    finder = _StandInFinder(roots)
-    sys.meta_path.append(finder)
-    modules = {}
-    try:
-        for name, path in (('rsl_rl', 'rsl_rl/vecenv_wrapper.py'),
-                           ('rl_games', 'rl_games/rl_games.py')):
-            spec = importlib.util.spec_from_file_location(f'_isaaclab_oracle_{name}',
-                                                          folder / path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            modules[name] = module
-    except Exception as exc:  # noqa: B902 (any failure means: no wrapper oracle here)
-        raise OracleUnavailable(f'importing isaaclab_rl wrappers failed: '
-                                f'{type(exc).__name__}: {exc}') from exc
-    finally:
-        sys.meta_path.remove(finder)
-        for name in [n for n in sys.modules if n.split('.')[0] in roots]:
-            del sys.modules[name]
+    modules = _load_files({'rsl_rl': folder / 'rsl_rl' / 'vecenv_wrapper.py',
+                           'rl_games': folder / 'rl_games' / 'rl_games.py'},
+                          ('rsl_rl', 'rl_games', 'gym', 'gymnasium', 'tensordict'))
     return types.SimpleNamespace(rsl_rl=modules['rsl_rl'].RslRlVecEnvWrapper,
                                  rl_games=modules['rl_games'].RlGamesVecEnvWrapper,
                                  make_concat_plan=modules['rl_games'].make_concat_plan)

@@ -141,7 +141,9 @@ def test_so101_refused_naming_project_terms(fixtures_dir):
     assert clip[4] == (-2.74385, 2.84121)
 
 
-def test_cartpole_direct_template(fixtures_dir, tmp_path, capsys):
+def test_cartpole_direct_complete_card(fixtures_dir, tmp_path, capsys):
+    # Isaac Lab's own Cartpole-RGB-Camera task is recognised: a complete card, exit 3 only
+    # because its effort action has no built-in term (test_oracle_direct.py checks values).
     run = fixtures_dir / 'cartpole_rgb_camera_direct__minseo104_IsaacLab_UR_reach'
     out = tmp_path / 'card.yaml'
     assert import_main([str(run), '--output', str(out)]) == 3
@@ -150,6 +152,20 @@ def test_cartpole_direct_template(fixtures_dir, tmp_path, capsys):
     assert data['image']['resize'] == [100, 100]
     assert data['inputs'][0]['shape'] == [1, 100, 100, 3]
     assert data['control_dt'] == pytest.approx(2 / 120)
+    assert 'FILL_ME' not in text and 'EFFORT' in text
+    assert data['action']['terms'][0]['clip'] == [[-100.0, 100.0]]   # 100 x clip_actions 1
+
+
+def test_unknown_direct_env_template(fixtures_dir, tmp_path):
+    # A direct env that is not one of Isaac Lab's own tasks still gets the template.
+    run = fixtures_dir / 'cartpole_rgb_camera_direct__minseo104_IsaacLab_UR_reach'
+    (tmp_path / 'params').mkdir()
+    env = (run / 'params' / 'env.yaml').read_text().replace('cart_dof_name:', 'my_dof_name:')
+    (tmp_path / 'params' / 'env.yaml').write_text(env)
+    (tmp_path / 'params' / 'agent.yaml').write_text((run / 'params' / 'agent.yaml').read_text())
+    out = tmp_path / 'card.yaml'
+    assert import_main([str(tmp_path), '--output', str(out)]) == 3
+    text = out.read_text()
     assert 'FILL_ME' in text and 'clips raw actions to [-1.0, 1.0]' in text
 
 

@@ -88,7 +88,7 @@ def import_run(path: str | Path, onnx: Optional[str | Path] = None,
         return _from_leapp(env, files.env, onnx, registry)
     agent = load_file(files.agent) if files.agent else None
     if direct_env.is_direct(env):
-        return ImportResult(report, template=direct_env.template(env, agent, report))
+        return _direct(env, agent, report, joint_names, Path(path).name)
     if not joint_names:
         report.problem('joint_names', 'env.yaml does not list the robot joints: give them in '
                        'articulation order (--joint-names, --joint-names-file, --urdf or '
@@ -107,6 +107,26 @@ def import_run(path: str | Path, onnx: Optional[str | Path] = None,
                                       f'{list(joint_names)} do not match env.yaml')
         return ImportResult(report)
     return _finish(assemble(tr, sig, report), report, registry)
+
+
+def _direct(env: Mapping, agent: Optional[Mapping], report: ImportReport,
+            joint_names: Optional[Sequence[str]], name: str) -> ImportResult:
+    """Isaac Lab's own direct camera tasks get a complete card, other direct envs a template."""
+    task = direct_env.recognise(env)
+    if task is None:
+        return ImportResult(report, template=direct_env.template(env, agent, report))
+    if task.refuse is not None:
+        report.problem(f'direct task {task.name}', task.refuse)
+        return ImportResult(report)
+    name = str(((agent or {}).get('params') or {}).get('config', {}).get('name') or name)
+    data = direct_env.cartpole_card(env, agent, report, joint_names, name)
+    if data is None:
+        return ImportResult(report)
+    report.problem('action', f'{task.name} applies an effort ({direct_env.EFFORT_TERM}); no '
+                             f'built-in action term commands efforts: the card is complete, '
+                             f'the node refuses it at configure')
+    return ImportResult(report, card_data=data,
+                        template=direct_env.card_text(data, task, report))
 
 
 def _from_leapp(data: dict, path: Path, onnx: Optional[str | Path],
