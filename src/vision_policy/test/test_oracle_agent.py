@@ -17,7 +17,7 @@ import isaaclab_oracle as oracle
 import numpy as np
 import pytest
 from test_isaaclab_fixtures import SPOT
-from test_oracle_fixtures import FixtureRig
+from test_oracle_fixtures import from_env_yaml
 from vision_policy.action import ActionMapper
 from vision_policy.isaaclab.yaml_loader import load_file
 from vision_policy.observation import ObservationBuilder, Sample
@@ -35,7 +35,7 @@ TICKS = 100
 
 def wrapped(rig, library, clip_actions, clip_obs=None):
     """Give (step(actions) -> obs, obs after reset) through the wrapper's own ``step``."""
-    env, group = rig.env, rig.tr.group
+    env, group = rig.env, rig.group
     if library == 'rsl_rl':
         this = types_namespace(clip_actions=clip_actions, env=env, unwrapped=env, num_envs=1)
 
@@ -90,7 +90,7 @@ def run(rig, library, clip_actions, clip_obs=None):
 def test_rsl_rl_clip_actions(fixtures_dir):
     agent = load_file(fixtures_dir / RUN / 'params' / 'agent.yaml')
     agent['clip_actions'] = 1.0
-    obs, act = run(FixtureRig(fixtures_dir / RUN, SPOT, agent), 'rsl_rl', 1.0)
+    obs, act = run(from_env_yaml(fixtures_dir / RUN, SPOT, agent), 'rsl_rl', 1.0)
     oracle.report('rsl_rl clip_actions 1.0 (spot): observation', 'RslRlVecEnvWrapper.step', obs,
                   'last_action observes the clamped raw action: the importer clips the term')
     oracle.report('rsl_rl clip_actions 1.0 (spot): targets', 'RslRlVecEnvWrapper.step', act,
@@ -100,7 +100,7 @@ def test_rsl_rl_clip_actions(fixtures_dir):
 
 def test_rl_games_clip_observations_and_actions(fixtures_dir):
     agent = {'params': {'env': {'clip_observations': 5.0, 'clip_actions': 1.0}}}
-    obs, act = run(FixtureRig(fixtures_dir / RUN, SPOT, agent), 'rl_games', 1.0, 5.0)
+    obs, act = run(from_env_yaml(fixtures_dir / RUN, SPOT, agent), 'rl_games', 1.0, 5.0)
     oracle.report('rl_games clip_observations 5, clip_actions 1 (spot): observation',
                   'RlGamesVecEnvWrapper.step + _process_obs', obs,
                   'the clamp after scale, folded into each term clip')

@@ -38,55 +38,27 @@ RUNS = {
 }
 
 
-class FixtureRig:
-    """Isaac Lab from env.yaml and the importer's card from env.yaml, on the same scene."""
+class ParityRig:
+    """Isaac Lab's managers and a workspace card on one synthetic scene, tick by tick."""
 
-    def __init__(self, run_dir, joints, agent=None):
-        self.joints = list(joints)
-        self.env_cfg = load_file(run_dir / 'params' / 'env.yaml')
-        agent = load_file(run_dir / 'params' / 'agent.yaml') if agent is None else agent
-        report = ImportReport(source=str(run_dir))
-        self.tr = env_yaml.translate(self.env_cfg, agent, self.joints, report)
-        builtin = {n for g, n in load_registry().builtin if g == OBSERVATION_GROUP}
-        lines = [t for t in report.terms if t.supported and t.group == self.tr.group]
-        assert len(lines) == len(self.tr.terms)
-        group_cfg = self.env_cfg['observations'][self.tr.group]
-        # (env.yaml term name, env.yaml term cfg, card term) for the terms compared here
-        self.compared, self.not_compared = [], []
-        for line, card_term in zip(lines, self.tr.terms):
-            yaml_term = group_cfg[line.name]
-            if oracle.is_core(yaml_term['func']) and card_term['name'] in builtin:
-                self.compared.append((line.name, yaml_term, card_term))
-            else:
-                self.not_compared.append(f'{line.name} ({line.source} -> {card_term["name"]})')
-        self.defaults = oracle.default_joint_pos(il, self.env_cfg, self.joints)
+    def __init__(self, joints, defaults, il_terms, group_options, card_terms, card,
+                 il_actions, group='policy', commands=()):
+        self.joints, self.defaults, self.group = list(joints), list(defaults), group
         self.env = oracle.SyntheticEnv(il, self.joints, self.defaults)
-        actions = {name: cfg for name, cfg in (self.env_cfg.get('actions') or {}).items()
-                   if cfg is not None}
-        self.actions_core = all(oracle.is_core(c['class_type']) for c in actions.values())
+        self.actions_core = il_actions is not None
         if self.actions_core:
-            self.env.set_actions({n: oracle.action_term_from_yaml(il, c)
-                                  for n, c in actions.items()})
-        self.commands = sorted({t[1]['params']['command_name'] for t in self.compared
-                                if t[1]['func'].endswith(':generated_commands')})
+            self.env.set_actions(il_actions)
+        self.commands = list(commands)
         for name in self.commands:
             self.env.command_manager.commands[name] = torch.zeros(1, 3)
         self.rng = np.random.default_rng(0)
         self.extras = {}
-        self.draw()
-        il_group = oracle.group_cfg(il, {n: oracle.observation_term_from_yaml(il, c)
-                                         for n, c, _ in self.compared},
-                                    history_length=group_cfg.get('history_length'),
-                                    flatten_history_dim=group_cfg.get('flatten_history_dim',
-                                                                      True))
-        self.env.set_observations({self.tr.group: il_group})
-        width = self.env.observation_manager.group_obs_dim[self.tr.group]
+        self.draw()     # the managers call each term once at construction
+        self.env.set_observations({group: oracle.group_cfg(il, il_terms, **group_options)})
+        width = self.env.observation_manager.group_obs_dim[group]
         self.card = card_from_dict({
-            'control_dt': self.tr.control_dt, 'joint_names': self.joints,
-            'default_joint_pos': list(self.tr.default_joint_pos),
-            'inputs': [{'name': 'obs', 'shape': [1, *width], 'group': self.tr.group}],
-            'observations': {self.tr.group: {'terms': [t for _, _, t in self.compared]}},
-            'action': self.tr.action})
+            **card, 'inputs': [{'name': 'obs', 'shape': [1, *width], 'group': group}],
+            'observations': {group: {'terms': list(card_terms)}}})
 
     def draw(self):
         """Random robot state, IMU and commands into the scene; returns joint pos, vel."""
@@ -125,7 +97,7 @@ class FixtureRig:
                 if mapper is not None:
                     mapper.reset()
             expected = oracle.to_numpy(self.env.observation_manager.compute(
-                update_history=True)[self.tr.group])
+                update_history=True)[self.group])
             got = builder.build(Sample(joint_pos=pos, joint_vel=vel,
                                        last_action=last_action.copy(),
                                        extras=self.extras))['obs'][0]
@@ -143,24 +115,151 @@ class FixtureRig:
         return obs_worst, act_worst
 
 
+def _split(entries, card_terms, report, group, is_core, builtin):
+    """Pair the supported source terms with their card terms: (compared, not compared)."""
+    lines = [t for t in report.terms if t.supported and t.group == group]
+    assert len(lines) == len(card_terms)
+    compared, skipped = [], []
+    for line, card_term in zip(lines, card_terms):
+        entry = entries[line.name]
+        if is_core(entry) and card_term['name'] in builtin:
+            compared.append((line.name, entry, card_term))
+        else:
+            skipped.append(f'{line.name} ({line.source} -> {card_term["name"]})')
+    return compared, skipped
+
+
+def from_env_yaml(run_dir, joints, agent=None):
+    """A ParityRig from a run folder's env.yaml, and the translation and skipped terms."""
+    env_cfg = load_file(run_dir / 'params' / 'env.yaml')
+    agent = load_file(run_dir / 'params' / 'agent.yaml') if agent is None else agent
+    report = ImportReport(source=str(run_dir))
+    tr = env_yaml.translate(env_cfg, agent, list(joints), report)
+    builtin = {n for g, n in load_registry().builtin if g == OBSERVATION_GROUP}
+    group_cfg = env_cfg['observations'][tr.group]
+    compared, skipped = _split(group_cfg, tr.terms, report, tr.group,
+                               lambda e: oracle.is_core(e['func']), builtin)
+    actions = {n: c for n, c in (env_cfg.get('actions') or {}).items() if c is not None}
+    il_actions = {n: oracle.action_term_from_yaml(il, c) for n, c in actions.items()} \
+        if all(oracle.is_core(c['class_type']) for c in actions.values()) else None
+    commands = sorted({e['params']['command_name'] for _, e, _ in compared
+                       if e['func'].endswith(':generated_commands')})
+    rig = ParityRig(
+        joints, oracle.default_joint_pos(il, env_cfg, joints),
+        {n: oracle.observation_term_from_yaml(il, e) for n, e, _ in compared},
+        {'history_length': group_cfg.get('history_length'),
+         'flatten_history_dim': group_cfg.get('flatten_history_dim', True)},
+        [t for _, _, t in compared],
+        {'control_dt': tr.control_dt, 'joint_names': list(joints),
+         'default_joint_pos': list(tr.default_joint_pos), 'action': tr.action},
+        il_actions, tr.group, commands)
+    rig.tr, rig.skipped, rig.compared, rig.env_cfg = tr, skipped, compared, env_cfg
+    return rig
+
+
+def _descriptor_func(entry):
+    module, _, func = entry['full_path'].rpartition('.')
+    return f'{module}:{func}'
+
+
+def from_descriptors(path, onnx=None):
+    """
+    A ParityRig from IO_descriptors.yaml: Isaac Lab's terms rebuilt from what they recorded.
+
+    A descriptor records a term's function, resolved joint names (in order) and
+    overloads (scale, clip, history), and an action's resolved per-joint scale,
+    offset and clip: the same config, after Isaac Lab resolved its regexes.
+    """
+    data = load_file(path)
+    result = import_run(path, onnx=onnx)
+    assert result.card_data is not None, result.report.render()
+    robot = data['articulations']['robot']
+    joints, defaults = list(robot['joint_names']), list(robot['default_joint_pos'])
+    group = 'policy'
+    entries = {e['name']: e for e in data['observations'][group]}
+    builtin = {n for g, n in load_registry().builtin if g == OBSERVATION_GROUP}
+    card_terms = result.card_data['observations'][group]['terms']
+    compared, skipped = _split(entries, card_terms, result.report, group,
+                               lambda e: oracle.is_core(e['full_path']), builtin)
+    il_terms = {}
+    for name, entry, card_term in compared:
+        params = {}
+        if entry.get('joint_names'):
+            params['asset_cfg'] = il.SceneEntityCfg('robot', joint_names=entry['joint_names'],
+                                                    preserve_order=True)
+        if entry['name'] == 'generated_commands':
+            params['command_name'] = 'base_velocity'    # the descriptor does not name it
+        over = entry.get('overloads') or {}
+        # Old descriptors record no history; the importer took it from the ONNX width.
+        history = over.get('history_length', card_term.get('history_length', 0))
+        il_terms[name] = il.ObservationTermCfg(
+            func=il.string.string_to_callable(_descriptor_func(entry)), params=params,
+            scale=over.get('scale'), clip=None if over.get('clip') is None else
+            tuple(over['clip']), history_length=history or 0,
+            flatten_history_dim=over.get('flatten_history_dim', True))
+    il_actions = {}
+    for i, action in enumerate(data['actions']):
+        names = list(action['joint_names'])
+        scale = action['scale']
+
+        def per_joint(values, names=names):
+            return dict(zip(names, values)) if isinstance(values, list) else values
+        clip = action.get('clip')
+        il_actions[f'a{i}'] = il.actions_cfg.JointPositionActionCfg(
+            asset_name='robot', joint_names=names, preserve_order=True,
+            scale=per_joint(scale), offset=per_joint(action['offset']),
+            use_default_offset=False,
+            clip=None if clip is None else {n: tuple(c) for n, c in zip(names, clip)})
+    commands = ['base_velocity'] if any(e['name'] == 'generated_commands'
+                                        for _, e, _ in compared) else []
+    card = {k: v for k, v in result.card_data.items() if k not in ('inputs', 'observations')}
+    rig = ParityRig(joints, defaults, il_terms, {}, [t for _, _, t in compared], card,
+                    il_actions, group, commands)
+    rig.skipped, rig.compared, rig.card_defaults = skipped, compared, \
+        result.card_data['default_joint_pos']
+    return rig
+
+
 @pytest.mark.parametrize('run', sorted(RUNS))
 def test_fixture_card_matches_isaaclab(fixtures_dir, run):
-    rig = FixtureRig(fixtures_dir / run, RUNS[run])
+    rig = from_env_yaml(fixtures_dir / run, RUNS[run])
     # The defaults (offsets of joint_pos_rel and of the actions) as Isaac Lab resolves them.
     assert oracle.max_abs_diff(rig.defaults, rig.tr.default_joint_pos) == 0.0
+    report_rig(rig, run.split('__')[0], 'env.yaml',
+               sorted({c['class_type'].rsplit(':', 1)[1]
+                       for c in rig.env_cfg['actions'].values() if c}))
+
+
+DESCRIPTORS = {
+    'anymal_d': ('anymal_d_g1_flat_iodesc__isaac-sim_IsaacLab/anymal_d/IO_descriptors.yaml',
+                 None),
+    'g1 (descriptors)': ('anymal_d_g1_flat_iodesc__isaac-sim_IsaacLab/g1/IO_descriptors.yaml',
+                         None),
+    'go2_flat_walk': ('go2_flat_walk_iodesc__Chemauto_legged_ros2/IO_descriptors.yaml',
+                      'go2_flat_walk_iodesc__Chemauto_legged_ros2/exported/policy.onnx'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(DESCRIPTORS))
+def test_descriptor_card_matches_isaaclab(fixtures_dir, case):
+    path, onnx = DESCRIPTORS[case]
+    rig = from_descriptors(fixtures_dir / path, onnx and fixtures_dir / onnx)
+    assert oracle.max_abs_diff(rig.defaults, rig.card_defaults) == 0.0
+    report_rig(rig, case, 'IO_descriptors.yaml', ['JointPositionAction'])
+
+
+def report_rig(rig, label, source, classes):
+    """Run a rig, print its two table rows and check them."""
     assert rig.compared, 'no term to compare'
     obs, act = rig.run()
     names = ', '.join(n for n, _, _ in rig.compared)
-    oracle.report(f'fixture {run.split("__")[0]} observation ({names})',
-                  'ObservationManager from env.yaml', obs,
-                  'not compared (project terms, no Isaac Lab code): ' +
-                  (', '.join(rig.not_compared) or 'none'))
+    oracle.report(f'fixture {label} observation ({names})', f'ObservationManager from {source}',
+                  obs, 'not compared (project terms, no Isaac Lab code): ' +
+                  (', '.join(rig.skipped) or 'none'))
     assert obs <= oracle.TOLERANCE
     if act is not None:
-        classes = sorted({c['class_type'].rsplit(':', 1)[1]
-                          for c in rig.env_cfg['actions'].values() if c})
-        oracle.report(f'fixture {run.split("__")[0]} actions', ' + '.join(classes) +
-                      ' from env.yaml', act, 'scaled |difference| (targets)')
+        oracle.report(f'fixture {label} actions', ' + '.join(classes) + f' from {source}', act,
+                      'scaled |difference| (targets)')
         assert act <= oracle.TOLERANCE
 
 
@@ -170,7 +269,7 @@ def test_fixture_card_is_the_translation(fixtures_dir, run):
     result = import_run(fixtures_dir / run, joint_names=RUNS[run])
     if result.card_data is None:
         pytest.skip(f'the importer wrote no card for {run}: {result.report.problems}')
-    rig = FixtureRig(fixtures_dir / run, RUNS[run])
+    rig = from_env_yaml(fixtures_dir / run, RUNS[run])
     group = result.card_data['observations'][rig.tr.group]
     assert group['terms'] == list(rig.tr.terms)
     assert result.card_data['action'] == rig.tr.action
