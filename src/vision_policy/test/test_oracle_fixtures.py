@@ -130,7 +130,7 @@ def _split(entries, card_terms, report, group, is_core, builtin):
 
 
 def from_env_yaml(run_dir, joints, agent=None):
-    """A ParityRig from a run folder's env.yaml, and the translation and skipped terms."""
+    """Build a ParityRig from a run folder's env.yaml (with the translation, skipped terms)."""
     env_cfg = load_file(run_dir / 'params' / 'env.yaml')
     agent = load_file(run_dir / 'params' / 'agent.yaml') if agent is None else agent
     report = ImportReport(source=str(run_dir))
@@ -164,7 +164,7 @@ def _descriptor_func(entry):
 
 def from_descriptors(path, onnx=None):
     """
-    A ParityRig from IO_descriptors.yaml: Isaac Lab's terms rebuilt from what they recorded.
+    Build a ParityRig from IO_descriptors.yaml: Isaac Lab's terms from what they recorded.
 
     A descriptor records a term's function, resolved joint names (in order) and
     overloads (scale, clip, history), and an action's resolved per-joint scale,
