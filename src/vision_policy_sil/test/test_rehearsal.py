@@ -50,6 +50,22 @@ def test_lighting_scales_brightness_and_restores(sim):
         sim.set_lighting(-1.0)
 
 
+def test_camera_link_delays_and_drops():
+    link = rehearsal.CameraLink(0.1, 0.0, np.random.default_rng(0))
+    assert link.send(0.0, lambda: 'a') and link.send(0.05, lambda: 'b')
+    assert link.receive(0.09) is None
+    assert link.receive(0.1) == 'a'
+    assert link.receive(0.2) == 'b' and link.receive(0.3) is None
+    link = rehearsal.CameraLink(0.0, 0.0, np.random.default_rng(0))
+    link.send(0.0, lambda: 'a')
+    link.send(0.0, lambda: 'b')
+    assert link.receive(0.0) == 'b'  # the newest frame that has arrived
+    rendered = []
+    lossy = rehearsal.CameraLink(0.0, 0.25, np.random.default_rng(0))
+    kept = sum(lossy.send(0.0, lambda: rendered.append(1)) for _ in range(4000))
+    assert kept == len(rendered) and abs(kept / 4000 - 0.75) < 0.03
+
+
 def test_cells_vary_one_factor_at_a_time():
     cells = rehearsal.cells()
     assert cells[0][0] == 'nominal' and cells[0][2] == rehearsal.Perturbation()

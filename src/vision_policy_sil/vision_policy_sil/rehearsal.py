@@ -90,6 +90,33 @@ class Setup:
     max_joint_step: float = 0.1
 
 
+class CameraLink:
+    """
+    The camera's path to the node: frames lost or late.
+
+    Each frame is lost with probability ``drop`` or arrives ``latency`` s after capture;
+    the node holds the newest frame that has arrived.
+    """
+
+    def __init__(self, latency: float, drop: float, rng: np.random.Generator):
+        self.latency, self.drop, self.rng = latency, drop, rng
+        self._in_flight = []  # (arrival time, frame), oldest first
+
+    def send(self, now: float, capture) -> bool:
+        """Decide the fate of the frame captured now; capture() renders it only if kept."""
+        if self.rng.random() < self.drop:
+            return False
+        self._in_flight.append((now + self.latency, capture()))
+        return True
+
+    def receive(self, now: float):
+        """Return the newest frame arrived by now and not yet received, else None."""
+        newest = None
+        while self._in_flight and self._in_flight[0][0] <= now + 1e-9:
+            newest = self._in_flight.pop(0)[1]
+        return newest
+
+
 def make_core(model_path: str):
     """Build PolicyCore as policy_inference does by default (card beside the model, CPU)."""
     from vision_policy.action import SafetyLimits
@@ -121,7 +148,7 @@ def run_cell(setup: Setup, perturbation: Perturbation) -> dict:
         rng = np.random.default_rng([setup.seed, episode])
         sim.reset(seed=setup.seed + episode)
         core.reset()
-        frames = []           # (time it reaches the policy, frame), oldest first
+        link = CameraLink(latency, perturbation.drop, rng)
         have_frame = False
         next_image = next_state = sim.time
         q = qd = None
@@ -135,14 +162,11 @@ def run_cell(setup: Setup, perturbation: Perturbation) -> dict:
                 next_state += 1.0 / setup.joint_state_rate
             if now >= next_image - setup.physics_dt / 2:
                 next_image += 1.0 / setup.camera_rate
-                if rng.random() >= perturbation.drop:
-                    frames.append((now + latency, sim.render()))
-            # The newest frame that has arrived is the one the node would hold.
-            while frames and frames[0][0] <= now + 1e-9:
-                arrived = frames.pop(0)[1]
-                if not frames or frames[0][0] > now + 1e-9:
-                    core.set_image(arrived, 'rgb8')
-                    have_frame = True
+                link.send(now, sim.render)
+            frame = link.receive(now)
+            if frame is not None:
+                core.set_image(frame, 'rgb8')
+                have_frame = True
             if step % steps_per_tick == 0 and have_frame:
                 end = core.step(q, qd).copy()
                 command = (now, sim.joint_positions, end)
