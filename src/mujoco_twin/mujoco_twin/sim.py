@@ -65,6 +65,9 @@ class SimConfig:
     timestep: float = 0.002
     image_width: int = 64
     image_height: int = 64
+    # Vertical field of view of scene_camera in degrees; 0 = the model's (fovy 55 in
+    # reach_arm.xml, what the bundled policy was trained on). camera_info follows it.
+    camera_fovy: float = 0.0
 
     def validate(self) -> None:
         """Raise SimConfigError naming the field when a value is unusable."""
@@ -78,6 +81,11 @@ class SimConfig:
             if not (isinstance(value, int) and 1 <= value <= MAX_IMAGE_SIDE):
                 raise SimConfigError(
                     f'SimConfig.{field}: {value!r}, expected an int in [1, {MAX_IMAGE_SIDE}]')
+        fovy = self.camera_fovy
+        if not (isinstance(fovy, (int, float)) and math.isfinite(fovy) and
+                (fovy == 0.0 or 1.0 <= fovy <= 170.0)):
+            raise SimConfigError(f'SimConfig.camera_fovy: {fovy!r} degrees, expected 0 (the '
+                                 f"model's) or 1..170")
 
 
 def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> tuple:
@@ -118,6 +126,8 @@ class ReachArmSim:
         self.joint_limits = np.array([self.model.joint(n).range for n in JOINT_NAMES])
         self._mocap_id = self.model.body(TARGET_BODY).mocapid[0]
         self._camera_id = self.model.camera(CAMERA_NAME).id
+        if config.camera_fovy:
+            self.model.cam_fovy[self._camera_id] = config.camera_fovy
         # Nominal camera pose and light intensities, for the rehearsal perturbation hooks.
         self._camera_nominal = (self.model.cam_pos[self._camera_id].copy(),
                                 self.model.cam_quat[self._camera_id].copy())

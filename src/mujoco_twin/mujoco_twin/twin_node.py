@@ -62,6 +62,7 @@ class TwinConfig:
     real_time_factor: float = 1.0
     render_backend: str = ''
     sim_dt: float = 0.002
+    camera_fovy: float = 0.0
 
     def validate(self) -> None:
         """Raise TwinParameterError naming the parameter when a value is unusable."""
@@ -189,7 +190,8 @@ class MujocoTwin(Node):
         sim = import_sim(self.config.render_backend)
         self.sim = sim.ReachArmSim(
             sim.SimConfig(timestep=self.config.sim_dt, image_width=self.config.image_width,
-                          image_height=self.config.image_height),
+                          image_height=self.config.image_height,
+                          camera_fovy=self.config.camera_fovy),
             seed=self.config.seed)
         self.joint_names = sim.JOINT_NAMES
         self.rejected_trajectories = 0
@@ -227,6 +229,8 @@ class MujocoTwin(Node):
             'real_time_factor': 'simulation speed: 1.0 real time, <= 0 as fast as possible',
             'render_backend': 'MUJOCO_GL backend: "" (env or egl, else osmesa), egl, osmesa',
             'sim_dt': 'physics step, s',
+            'camera_fovy': "scene_camera vertical field of view, degrees; 0 = the model's "
+                           '(55); camera_info follows it',
         }
         values = {}
         for name, doc in docs.items():

@@ -26,12 +26,13 @@ import numpy as np
 from .task import LinearCommand, node_limits, TaskConfig
 
 
-def make_core(model_path: str | Path, task: TaskConfig):
+def make_core(model_path: str | Path, task: TaskConfig, card_path: Optional[str] = None):
     """Build PolicyCore for an ONNX file as the node does by default."""
     from vision_policy.core import PolicyCore
     from vision_policy.runtime import load_policy, PolicyRuntime, RuntimeOptions
 
-    session, card = load_policy(model_path, None, RuntimeOptions(('CPUExecutionProvider',)))
+    session, card = load_policy(model_path, card_path,
+                                RuntimeOptions(('CPUExecutionProvider',)))
     return PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs),
                       node_limits(card, task))
 
@@ -39,16 +40,30 @@ def make_core(model_path: str | Path, task: TaskConfig):
 def run_twin_episodes(model_path: str | Path, episodes: int, seed: int = 0,
                       task: TaskConfig = TaskConfig(), camera_rate: float = 30.0,
                       joint_state_rate: float = 100.0, command_delay_steps: int = 0,
-                      reset_core: bool = False, log=print) -> dict:
-    """Run seeded twin episodes as the SIL demo does; return a report."""
-    from mujoco_twin.sim import ReachArmSim, SimConfig
+                      reset_core: bool = False, log=print, card_path: Optional[str] = None,
+                      camera_fovy: float = 0.0, fov_matching: bool = True) -> dict:
+    """
+    Run seeded twin episodes as the SIL demo does; return a report.
 
-    core = make_core(model_path, task)
+    camera_fovy sets the twin camera's field of view (0: the model's); with a card that
+    has image.camera, fov_matching crops as policy_inference does from the twin's
+    camera_info.
+    """
+    from mujoco_twin.sim import ReachArmSim, SimConfig
+    from vision_policy.camera import camera_from_info, needs_camera_info
+
+    core = make_core(model_path, task, card_path)
     card = core.card
     n = task.steps_per_tick(card)
     dt = task.physics_dt
     sim = ReachArmSim(SimConfig(timestep=dt, image_width=task.render_width,
-                                image_height=task.render_height), seed=seed)
+                                image_height=task.render_height, camera_fovy=camera_fovy),
+                      seed=seed)
+    if needs_camera_info(card.image, fov_matching):
+        fx, fy, cx, cy = sim.camera_intrinsics()  # what the twin node's camera_info says
+        real, warnings = camera_from_info(task.render_width, task.render_height,
+                                          [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+        log(core.update_camera(real, fov_matching, warnings).text())
     image_every, state_every = 1.0 / camera_rate, 1.0 / joint_state_rate
     finals, reached = [], []
     t0 = time.monotonic()
@@ -96,6 +111,9 @@ def run_twin_episodes(model_path: str | Path, episodes: int, seed: int = 0,
     return {
         'model': str(model_path), 'card': card.name, 'episodes': episodes, 'seed': seed,
         'reset_core': reset_core, 'command_delay_steps': command_delay_steps,
+        'camera_fovy': sim.camera_fovy, 'fov_matching': fov_matching,
+        'crop': None if core.camera is None or core.camera.crop is None else
+        list(core.camera.crop),
         'episode_s': task.episode_ticks * card.control_dt, 'tolerance': task.tolerance,
         'success': float(np.mean(finals < task.tolerance)),
         'median_final_distance': float(np.median(finals)),
@@ -119,19 +137,27 @@ def main(argv: Optional[list] = None) -> int:
                         help='physics steps between a tick and its command taking effect')
     parser.add_argument('--reset-core', action='store_true',
                         help='reset the core (last action, safety reference) every episode')
+    parser.add_argument('--card', help='policy card (default: beside the model, or embedded)')
+    parser.add_argument('--camera-fovy', type=float, default=0.0,
+                        help="twin camera vertical field of view, degrees (0: the model's)")
+    parser.add_argument('--no-fov-matching', dest='fov_matching', action='store_false',
+                        help='whole image, not the crop to the card image.camera field of view')
     parser.add_argument('--out', help='write the report as JSON here')
     args = parser.parse_args(argv)
     task = TaskConfig(episode_ticks=round(args.episode_s / 0.05), tolerance=args.tolerance)
     try:
         report = run_twin_episodes(args.model, args.episodes, args.seed, task,
                                    command_delay_steps=args.command_delay_steps,
-                                   reset_core=args.reset_core)
+                                   reset_core=args.reset_core, card_path=args.card,
+                                   camera_fovy=args.camera_fovy,
+                                   fov_matching=args.fov_matching)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f'reach_training_eval: error: {exc}', file=sys.stderr)
         return 1
     print(f'(b) twin in-process through PolicyCore: success {report["success"]:.3f} over '
           f'{report["episodes"]} episodes (seed {report["seed"]}, {report["episode_s"]:g} s, '
-          f'tolerance {report["tolerance"]} m), median final distance '
+          f'tolerance {report["tolerance"]} m, camera fovy {report["camera_fovy"]:g}, '
+          f'crop {report["crop"]}), median final distance '
           f'{report["median_final_distance"]:.4f} m, {report["wall_s"]:.0f} s')
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))

@@ -26,6 +26,10 @@ INTERPOLATIONS = ('nearest', 'linear', 'area', 'cubic')
 RGB_NORMALIZATIONS = ('none', 'scale', 'isaaclab')
 LAYOUTS = ('NCHW', 'NHWC')
 DTYPES = ('float32',)
+# Isaac Lab's depth data types: z-depth (what real depth cameras give) or range along the ray.
+DEPTH_TYPES = ('distance_to_image_plane', 'distance_to_camera')
+PINHOLE_FIELDS = ('focal_length', 'horizontal_aperture', 'vertical_aperture',
+                  'horizontal_aperture_offset', 'vertical_aperture_offset')
 
 
 class CardError(ValueError):
@@ -59,6 +63,32 @@ class GroupSpec:
 
 
 @dataclass(frozen=True)
+class CameraSpec:
+    """
+    The training camera: resolution and pinhole intrinsics, in Isaac Lab's pixel convention.
+
+    ``fx, fy, cx, cy`` follow Isaac Lab's ``intrinsic_matrices``: pixel edges lie at
+    integer coordinates, so a centred principal point is (width / 2, height / 2) (ROS
+    CameraInfo puts pixel centres there: (width - 1) / 2). The card gives either ``K``
+    or the fields of Isaac Lab's ``PinholeCameraCfg`` (kept in ``pinhole`` so the card
+    writes back what it read).
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    pinhole: Optional[Mapping[str, Optional[float]]] = None
+
+    @property
+    def k(self) -> tuple:
+        """Return [fx, fy, cx, cy]."""
+        return (self.fx, self.fy, self.cx, self.cy)
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """The camera pipeline: source → crop → resize → colour order → normalisation → layout."""
 
@@ -72,6 +102,10 @@ class ImageSpec:
     normalize: str = 'scale'
     max_depth: Optional[float] = None
     layout: str = 'NCHW'
+    # The training camera (None: unknown, no field-of-view matching) and, for depth, the
+    # Isaac Lab depth type the policy was trained on.
+    camera: Optional[CameraSpec] = None
+    depth_type: str = 'distance_to_image_plane'
 
     @property
     def channels(self) -> int:
@@ -200,6 +234,10 @@ class PolicyCard:
                              'interpolation': im.interpolation, 'color_order': im.color_order,
                              'normalize': im.normalize, 'max_depth': im.max_depth,
                              'layout': im.layout}
+            if im.data_type == 'depth':
+                data['image']['depth_type'] = im.depth_type
+            if im.camera is not None:
+                data['image']['camera'] = _camera_dict(im.camera)
         a = self.action
         if a.type == 'terms':
             data['action'] = {'terms': [_action_term_dict(t) for t in a.terms]}
@@ -214,6 +252,15 @@ class PolicyCard:
     def to_yaml(self) -> str:
         """Return the card as YAML text."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def _camera_dict(camera: CameraSpec) -> dict:
+    out = {'width': camera.width, 'height': camera.height}
+    if camera.pinhole is not None:
+        out.update(camera.pinhole)
+    else:
+        out['K'] = list(camera.k)
+    return out
 
 
 def _action_term_dict(t: ActionTermSpec) -> dict:
@@ -392,11 +439,78 @@ def _image(data: Any) -> ImageSpec:
             raise CardError(f'image.max_depth: only for depth images and > 0, found {max_depth!r}')
         max_depth = float(max_depth)
     layout = f.choice('layout', LAYOUTS, 'NCHW')
+    depth_type = f.choice('depth_type', DEPTH_TYPES, DEPTH_TYPES[0])
+    if depth_type != DEPTH_TYPES[0] and data_type != 'depth':
+        raise CardError(f'image.depth_type: only for depth images, found {depth_type!r} with '
+                        f'data_type {data_type!r}')
+    camera = f.get('camera', None, Mapping)
+    camera = None if camera is None else _camera(camera)
     f.finish()
     return ImageSpec(width=size[0], height=size[1], data_type=data_type,
                      source_encodings=encodings, crop=crop, interpolation=interpolation,
                      color_order=color_order, normalize=normalize, max_depth=max_depth,
-                     layout=layout)
+                     layout=layout, camera=camera, depth_type=depth_type)
+
+
+def _camera(data: Any) -> CameraSpec:
+    """
+    Read the training camera from ``image.camera``: K, or Isaac Lab's pinhole spawn fields.
+
+    The pinhole form follows Isaac Lab's ``Camera._update_intrinsic_matrices`` (Camera and
+    TiledCamera): fx = fy = width x focal_length / horizontal_aperture, principal point at
+    the image centre. Omniverse renders square pixels and ignores aperture offsets, so a
+    vertical_aperture other than horizontal_aperture x height / width, or an offset, is
+    refused (give K for such a camera: the importer writes K for a RayCasterCamera, whose
+    pattern does use them).
+    """
+    f = _Fields(data, 'image.camera')
+    size = []
+    for key in ('width', 'height'):
+        value = f.get(key, kind=int)
+        if value <= 0:
+            raise CardError(f'image.camera.{key}: expected pixels > 0, found {value}')
+        size.append(value)
+    width, height = size
+    k = f.get('K', None, list)
+    given = [key for key in PINHOLE_FIELDS if data.get(key) is not None]
+    if (k is None) == (not given):
+        raise CardError(f'image.camera: give either K [fx, fy, cx, cy] or the pinhole fields '
+                        f"of Isaac Lab's PinholeCameraCfg {list(PINHOLE_FIELDS)}, found K={k!r} "
+                        f'and {given}')
+    if k is not None:
+        f.used.update(PINHOLE_FIELDS)  # all null here
+        fx, fy, cx, cy = _floats(k, 'image.camera.K', 4)
+        if fx <= 0 or fy <= 0:
+            raise CardError(f'image.camera.K: expected fx, fy > 0, found {list(k)}')
+        if not (0 <= cx <= width and 0 <= cy <= height):
+            raise CardError(f'image.camera.K: principal point ({cx}, {cy}) lies outside the '
+                            f'{width}x{height} image')
+        f.finish()
+        return CameraSpec(width, height, fx, fy, cx, cy)
+    pin = {}
+    for i, key in enumerate(PINHOLE_FIELDS):
+        value = f.get(key, ... if i < 2 else None, (int, float))  # focal length, h. aperture
+        if value is not None and not math.isfinite(value):
+            raise CardError(f'image.camera.{key}: expected a finite number, found {value!r}')
+        pin[key] = None if value is None else float(value)
+    f.finish()
+    for key in ('focal_length', 'horizontal_aperture'):
+        if pin[key] <= 0:
+            raise CardError(f'image.camera.{key}: expected > 0 (cm), found {pin[key]}')
+    square = pin['horizontal_aperture'] * height / width
+    va = pin['vertical_aperture']
+    if va is not None and abs(va - square) > 1e-6 * square:
+        raise CardError(f'image.camera.vertical_aperture: Isaac Lab renders square pixels, so '
+                        f'it is horizontal_aperture x height / width = {square:.6g} (or null), '
+                        f'found {va}; give K for a camera with other pixels')
+    for key in PINHOLE_FIELDS[3:]:
+        if pin[key]:
+            raise CardError(f"image.camera.{key}: Isaac Lab's Camera ignores aperture offsets "
+                            f'(principal point at the image centre), found {pin[key]}; give K '
+                            f'for an off-centre principal point')
+    fx = width * pin['focal_length'] / pin['horizontal_aperture']
+    pinhole = {k: v for k, v in pin.items() if v is not None}
+    return CameraSpec(width, height, fx, fx, width / 2.0, height / 2.0, pinhole)
 
 
 def _joint_position_fields(f: _Fields, names: tuple, joint_names: tuple,

@@ -10,13 +10,14 @@ node published from the same inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import time
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from .action import ActionMapper, SafetyFilter, SafetyLimits
+from .camera import CameraInfoError, CameraSetup, FrameSizeError, Intrinsics, setup_camera
 from .card import PolicyCard
 from .image import ImagePipeline
 from .observation import ObservationBuilder, Sample
@@ -103,6 +104,8 @@ class PolicyCore:
                  registry: Optional[Registry] = None):
         self.card = card
         self._pipeline = ImagePipeline(card.image) if card.image is not None else None
+        # The real camera and what the pipeline does for it (update_camera); None: none yet.
+        self.camera: Optional[CameraSetup] = None
         # The terms (built in and plugins) come from the registry the operator chose.
         registry = registry if registry is not None else load_registry()
         self._builder = ObservationBuilder(card, registry)
@@ -143,7 +146,38 @@ class PolicyCore:
 
     def check_image(self, encoding: str, width: int, height: int) -> None:
         """Raise ImageError if a frame of this encoding and size cannot feed the card."""
+        camera = self.camera
+        if camera is not None and (width, height) != (camera.real.width, camera.real.height):
+            raise FrameSizeError(f'image is {width}x{height} but camera_info says '
+                                 f'{camera.real.width}x{camera.real.height}')
         self._pipeline.check_source(encoding, width, height)
+
+    def update_camera(self, real: Intrinsics, fov_matching: bool,
+                      warnings: tuple = ()) -> Optional[CameraSetup]:
+        """
+        Take the real camera (camera.camera_from_info) and set the image pipeline up for it.
+
+        The pipeline crops to the training field of view and converts depth as the card
+        says. Returns the setup the first time, None for the same camera after.
+
+        Raises CameraInfoError when a later camera differs from the first (the crop and the
+        depth rays were computed for it) and camera.FovError/CameraError when the camera
+        cannot give the training view; the pipeline is then left as it was.
+        """
+        if self.camera is not None:
+            if self.camera.real.same_as(real):
+                return None
+            raise CameraInfoError(f'camera_info changed while configured: was '
+                                  f'{self.camera.real.text()}, now {real.text()}; the crop and '
+                                  f'depth conversion were computed for the first; reconfigure '
+                                  f'the node to accept the new calibration')
+        setup = setup_camera(self.card.image, real, fov_matching, warnings)
+        pipeline = ImagePipeline(replace(self.card.image, crop=setup.crop))
+        pipeline.depth_scale = setup.depth_scale
+        # Frames preprocessed for another crop must not feed the policy.
+        self._pipeline, self._has_image = pipeline, False
+        self.camera = setup
+        return setup
 
     def set_image(self, view: np.ndarray, encoding: str) -> None:
         """
@@ -152,6 +186,8 @@ class PolicyCore:
         Raises ImageError (and keeps the previous frame) when the frame cannot be used.
         """
         t0 = time.perf_counter()
+        if self.camera is not None:
+            self.check_image(encoding, view.shape[1], view.shape[0])
         self._sample.image = self._pipeline.process(view, encoding)
         self._has_image = True
         self.timing['preprocess'] = time.perf_counter() - t0

@@ -29,6 +29,8 @@ class HoldReason(enum.Enum):
     TERM_FAILED = 'observation term failed'   # detail: the term, its plugin, what it raised
     CLOCK_STOPPED = 'clock stopped'
     SHUTDOWN = 'shutdown'
+    NO_CAMERA_INFO = 'no camera_info'             # detail: the topic
+    CAMERA_INFO_INVALID = 'camera_info unusable'  # detail: what is wrong with it
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class InputMonitor:
         self.hold: Optional[Hold] = Hold(HoldReason.INACTIVE)
         self._resume_after: Dict[str, int] = {}
         self._last_now: Optional[int] = None
+        # Named conditions that hold the robot while they stand (e.g. camera_info missing).
+        self._conditions: Dict[str, Hold] = {}
 
     @property
     def inputs(self) -> tuple:
@@ -112,6 +116,17 @@ class InputMonitor:
             return 'stamp going backwards'
         return None
 
+    def set_condition(self, name: str, hold: Optional[Hold]) -> None:
+        """Hold with `hold` while condition `name` stands; None clears it."""
+        if hold is None:
+            self._conditions.pop(name, None)
+        else:
+            self._conditions[name] = hold
+
+    def forget(self, name: str) -> None:
+        """Drop an input's latest sample: ticks hold until a new one is accepted."""
+        self._inputs[name].stamp_ns = None
+
     def accept(self, name: str, stamp_ns: int) -> None:
         """Record a valid new sample of an input."""
         state = self._inputs[name]
@@ -125,6 +140,8 @@ class InputMonitor:
         """Return the hold this tick needs, or None: command."""
         if self.estop:
             return Hold(HoldReason.EMERGENCY_STOP)
+        for hold in self._conditions.values():
+            return hold
         for name, state in self._inputs.items():
             if state.stamp_ns is None:
                 return Hold(HoldReason.NO_INPUT, name)

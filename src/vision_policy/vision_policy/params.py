@@ -44,6 +44,12 @@ PARAMETERS = (
     ParamSpec('trajectory_topic', 'joint_trajectory_controller/joint_trajectory',
               'trajectory_msgs/JointTrajectory output'),
     ParamSpec('estop_topic', 'emergency_stop', 'std_msgs/Bool; true holds the robot'),
+    ParamSpec('camera_info_topic', 'camera/camera_info',
+              'sensor_msgs/CameraInfo of the image, when the card needs it (fov_matching, '
+              'distance_to_camera depth)'),
+    ParamSpec('fov_matching', True, "crop the image to the card's image.camera field of view "
+                                    'from camera_info (cards with image.camera and no '
+                                    'image.crop); false: the whole image'),
     ParamSpec('control_dt', 0.0, 'control period in s; 0 = the card control_dt', (0.0, 10.0)),
     ParamSpec('trigger', 'timer', "'timer' (fixed rate) or 'image' (one tick per new image)",
               choices=('timer', 'image')),
@@ -95,6 +101,8 @@ class NodeParams:
     joint_states_topic: str
     trajectory_topic: str
     estop_topic: str
+    camera_info_topic: str
+    fov_matching: bool
     control_dt: float
     trigger: str
     stamp_source: str

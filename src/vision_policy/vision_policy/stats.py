@@ -28,6 +28,7 @@ class Counters:
     joint_states_received: int = 0
     joint_states_rejected: int = 0
     extras_rejected: int = 0
+    camera_infos_rejected: int = 0
     ticks: int = 0
     commands: int = 0
     holds: int = 0
