@@ -43,10 +43,10 @@ def inputs(rng, t_ns, names, width=64, height=48):
     return image, joints
 
 
-def record(path, model_path, ticks=40, max_queue=2000, card_path=None):
+def record(path, model_path, ticks=40, max_queue=2000, card_path=None, topics=TOPICS):
     """Drive the core as the node does and record it; return (recorder, commands)."""
     core = make_core(model_path, card_path)
-    rec = Recorder(path, RecordingInfo.for_core(core, model_path, TOPICS), max_queue)
+    rec = Recorder(path, RecordingInfo.for_core(core, model_path, topics), max_queue)
     rng = np.random.default_rng(0)
     commands, held = [], False
     for k in range(ticks):
@@ -179,6 +179,20 @@ def test_cli_reproduces(recording):
     assert proc.returncode == 0, proc.stderr
     assert f'reproduced bit for bit: {40 - len(HELD_TICKS)} of {40 - len(HELD_TICKS)}' \
         in proc.stdout
+
+
+def test_sim_time_recording_carries_the_clock(tmp_path, model_path):
+    """On use_sim_time the node's clock is /clock: one Clock per tick, at the tick's time."""
+    from mcap_ros2.decoder import DecoderFactory
+    path = tmp_path / 'sim.mcap'
+    record(path, model_path, ticks=10, topics={**TOPICS, 'clock': '/clock'})
+    with open(path, 'rb') as f:
+        reader = mcap_reader.make_reader(f, decoder_factories=[DecoderFactory()])
+        clocks = [(m.log_time, c.clock.sec * 1_000_000_000 + c.clock.nanosec) for _, ch, m, c
+                  in reader.iter_decoded_messages(topics=['/clock'], log_time_order=False)]
+    assert [t for t, _ in clocks] == [1_000_000_000 + k * 50_000_000 for k in range(10)]
+    assert all(log == clock for log, clock in clocks)
+    assert replay_recording(path).identical
 
 
 def test_full_queue_drops_instead_of_blocking(tmp_path, model_path):

@@ -41,7 +41,7 @@ from .image_cdr import parse_image
 from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
-from .recording import check_record_path, Recorder, RecordingInfo
+from .recording import check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
@@ -189,9 +189,12 @@ class PolicyInferenceNode(LifecycleNode):
             self._subs.append(self._subscribe_source(source))
         if p.record_path:
             names = [JOINTS, 'estop'] + [IMAGE] * uses_camera + list(self._sources)
+            topics = {n: sub.topic_name for n, sub in zip(names, self._subs)}
+            if self.get_parameter('use_sim_time').value:
+                topics[CLOCK] = '/clock'  # the recorder writes the clock of every tick
             self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
-                core, p.model_path, {n: sub.topic_name for n, sub in zip(names, self._subs)},
-                p.robot_joint_names, f'{self.get_fully_qualified_name()}/tick', vars(p)))
+                core, p.model_path, topics, p.robot_joint_names,
+                f'{self.get_fully_qualified_name()}/tick', vars(p)))
 
     def _log_plugins(self, registry, card) -> None:
         """Log where each term not built in came from, and the training actuators."""

@@ -47,6 +47,8 @@ DEFINITION_DELIMITER = '=' * 80 + '\n'
 # Stage times of core.timing, in the order they are written.
 STAGES = ('preprocess', 'observation', 'inference', 'postprocess')
 OUTCOME_COMMAND = 'command'
+# Input kind of /clock: with it in input_topics, every tick also writes the node's clock.
+CLOCK = 'clock'
 # A rosbag2 "version 8" QoS entry (numeric enums; Jazzy reads it, as it reads bags recorded
 # by Humble): keep_last(1) depth 10, reliability, volatile(2), automatic liveliness(1).
 RELIABLE, BEST_EFFORT = 1, 2
@@ -440,6 +442,14 @@ class Recorder:
             self._file.write(f'{prefix}/{topic}', type_name_of(msg), serialize(msg),
                              tick.log_time_ns, tick.index)
 
+        clock_topic = self.info.input_topics.get(CLOCK)
+        if clock_topic is not None:
+            # On simulation time the node's clock is /clock: record the reading it ticked on.
+            from rosgraph_msgs.msg import Clock
+            clock = Clock()
+            clock.clock.sec, clock.clock.nanosec = divmod(tick.log_time_ns, 1_000_000_000)
+            self._file.write(clock_topic, 'rosgraph_msgs/msg/Clock', serialize(clock),
+                             tick.log_time_ns, tick.index)
         if tick.limits is not None:
             put('limits', String(data=json.dumps(tick.limits)))
         put('wall_time', Float64(data=tick.wall_time))

@@ -26,7 +26,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .recording import (file_sha256, message_class, METADATA_NAME, OUTCOME_COMMAND,
+from .recording import (CLOCK, file_sha256, message_class, METADATA_NAME, OUTCOME_COMMAND,
                         RecordingError, RecordingInfo, term_subtopic)
 
 IMAGE_TYPE, JOINTS_TYPE, ESTOP_TYPE = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/JointState',
@@ -326,7 +326,7 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
                 inputs.image(msg)
             elif kind == 'joint_states':
                 inputs.joint_state(msg)
-            elif kind != 'estop':
+            elif kind not in ('estop', CLOCK):
                 inputs.source(kind, msg)
             continue
         if not topic.startswith(prefix):
