@@ -28,11 +28,12 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from .action import ActionTermError
+from .camera import camera_from_info, CameraError, FrameSizeError, needs_camera_info
 from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .frame_loss import FrameLossCounter
@@ -195,6 +196,13 @@ class PolicyInferenceNode(LifecycleNode):
             self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
                 core, p.model_path, topics, p.robot_joint_names,
                 f'{self.get_fully_qualified_name()}/tick', vars(p)))
+        if needs_camera_info(card.image, p.fov_matching):
+            # Hold until the real camera's calibration gives the crop / depth rays.
+            sub = self.create_subscription(CameraInfo, p.camera_info_topic,
+                                           self._on_camera_info, qos_profile_sensor_data)
+            self._subs.append(sub)
+            self.monitor.set_condition('camera_info', Hold(HoldReason.NO_CAMERA_INFO,
+                                                           sub.topic_name))
 
     def _log_plugins(self, registry, card) -> None:
         """Log where each term not built in came from, and the training actuators."""
@@ -323,9 +331,13 @@ class PolicyInferenceNode(LifecycleNode):
                 self.core.set_image(frame.pixels, frame.encoding)
             except ImageError as exc:
                 problem = str(exc)
+                if isinstance(exc, FrameSizeError):  # camera_info describes another camera
+                    self.monitor.set_condition('camera_frame', Hold(
+                        HoldReason.CAMERA_INFO_INVALID, problem))
         if problem is not None:
             self._reject('images_rejected', 'image', problem)
             return
+        self.monitor.set_condition('camera_frame', None)
         if not self._image_used:
             self.stats.counters.images_unused += 1
         self._image_used = False
@@ -338,6 +350,29 @@ class PolicyInferenceNode(LifecycleNode):
         self.stats.stages['preprocess'].append(self.core.timing['preprocess'])
         if self.params.trigger == 'image' and self._active:
             self._tick()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        if self.core is None:
+            return
+        roi = msg.roi
+        try:
+            real, warnings = camera_from_info(
+                msg.width, msg.height, msg.k, msg.d, msg.binning_x, msg.binning_y,
+                (roi.x_offset, roi.y_offset, roi.width, roi.height))
+            setup = self.core.update_camera(real, self.params.fov_matching, warnings)
+        except CameraError as exc:
+            self.stats.counters.camera_infos_rejected += 1
+            self.error = str(exc)
+            self.get_logger().error(f'camera_info rejected: {exc}', throttle_duration_sec=5.0)
+            self.monitor.set_condition('camera_info', Hold(HoldReason.CAMERA_INFO_INVALID,
+                                                           str(exc)))
+            return
+        self.monitor.set_condition('camera_info', None)
+        if setup is not None:
+            self.monitor.forget(IMAGE)  # the frame held was preprocessed without this crop
+            self.get_logger().info(setup.text())
+            for warning in setup.warnings:
+                self.get_logger().warn(warning)
 
     def _on_joint_state(self, msg: JointState) -> None:
         self.stats.counters.joint_states_received += 1
@@ -548,6 +583,8 @@ class PolicyInferenceNode(LifecycleNode):
                        ('position_lower_limits', str(list(limits.lower))),
                        ('position_upper_limits', str(list(limits.upper))),
                        ('max_joint_step', str(list(limits.max_step)))]
+            if self.core.camera is not None:
+                values += self.core.camera.values()
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         return status
 
