@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from vision_policy.tools import bench
 
 
@@ -13,10 +15,20 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     res = json.loads((out / 'bench.json').read_text())
     assert (out / 'bench_latency.png').stat().st_size > 1000
     assert 0 < res['ort_floor_ms']['p50'] < 100
-    for phase in ('echo', 'ours', 'baseline'):
-        # Best-effort delivery on a shared machine: most, not all, samples arrive.
-        assert res[phase]['received'] >= 12, phase
-        assert 0 < res[phase]['latency_ms']['p50'] < 1000, phase
+    for phase in ('echo', 'ours', 'baseline', 'timer'):
+        r = res[phase]
+        # The publisher starts once the subject subscribed: 40 ticks at 30 Hz, 60 at 50 Hz.
+        assert r['sent'] >= 40, phase
+        assert 0 <= r['frames_received'] <= r['sent'] + 1, phase
+        assert r['frames_ratio'] == pytest.approx(r['frames_received'] / r['sent']), phase
+        if phase != 'timer':
+            # Best-effort delivery on a shared machine: most, not all, samples arrive.
+            assert r['received'] >= 12, phase
+            assert 0 < r['latency_ms']['p50'] < 1000, phase
+    frames = [t for t in res['targets'] if 'frames received / sent' in t[0]]
+    assert len(frames) == 4
+    assert all(met == (float(value.split('= ')[1].rstrip(' %')) >= 99.9)
+               for target, value, met in frames if target.startswith(('ours', 'timer')))
     assert res['ours']['cpu_percent_of_one_core'] > 0
     assert set(res['ours']['stages']) == set(bench.STAGES)
     assert res['ours']['stages']['inference']['p50'] > 0

@@ -29,7 +29,12 @@ PIXEL_BYTES = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 
 
 def publisher(args) -> None:
-    """Publish images at a fixed rate and joint states at 100 Hz until the duration ends."""
+    """
+    Publish images at a fixed rate and joint states at 100 Hz until the duration ends.
+
+    Images start once the subject has subscribed (plus the warm-up), so a frame sent is a
+    frame the subject could have received; the count sent goes to ``--out`` as JSON.
+    """
     node = rclpy.create_node('bench_publisher')
     # Reliable, like most camera drivers and Isaac Sim's camera helper: then best-effort
     # (ours) and reliable (baseline) subscribers both connect.
@@ -47,6 +52,12 @@ def publisher(args) -> None:
     joints = JointState(name=JOINTS, position=[0.0, 0.3, -0.6], velocity=[0.0, 0.0, 0.0])
     clock = node.get_clock()
     start = time.monotonic()
+    deadline = start + args.timeout
+    while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        joints.header.stamp = clock.now().to_msg()
+        joint_pub.publish(joints)
+        time.sleep(0.01)
+    start = time.monotonic()
     next_image, next_joint, k = start + args.warmup, start, 0
     while time.monotonic() - start < args.warmup + args.duration:
         now = time.monotonic()
@@ -61,6 +72,8 @@ def publisher(args) -> None:
             k += 1
             next_image += 1.0 / args.rate
         time.sleep(max(0.0, min(next_image, next_joint) - time.monotonic()))
+    with open(args.out, 'w') as f:
+        json.dump({'sent': k, 'end_time': time.time()}, f)
     node.destroy_node()
 
 
@@ -68,7 +81,8 @@ def listener(args) -> None:
     """Record (receive time - source stamp) of trajectories and echoes; save as JSON."""
     node = rclpy.create_node('bench_listener')
     clock = node.get_clock()
-    latency, arrivals, diagnostics = [], [], {}
+    latency, arrivals, diagnostics, stamps = [], [], {}, set()
+    snapshots = []  # (wall time, diagnostics) of every status: the bench picks one
 
     def on_stamped(msg) -> None:
         now = clock.now().nanoseconds
@@ -77,11 +91,13 @@ def listener(args) -> None:
         arrivals.append(time.monotonic())
         if stamp:
             latency.append((now - stamp) * 1e-9)
+            stamps.add(stamp)
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
             if 'policy inference' in status.name or 'baseline' in status.name:
                 diagnostics.update({kv.key: kv.value for kv in status.values})
+                snapshots.append((time.time(), dict(diagnostics)))
 
     reliable = QoSProfile(depth=100)
     node.create_subscription(JointTrajectory, TRAJECTORY, on_stamped, reliable)
@@ -90,14 +106,17 @@ def listener(args) -> None:
     stop = {'now': False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     end = time.monotonic() + args.timeout
-    while not stop['now'] and len(arrivals) < args.count and time.monotonic() < end:
+    # --count 0: until SIGTERM (the benchmark stops it after the publisher has finished).
+    while not stop['now'] and (args.count == 0 or len(arrivals) < args.count) and \
+            time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.1)
     # Let one more diagnostics message arrive with the final counters.
     settle = time.monotonic() + 1.5
     while time.monotonic() < settle:
         rclpy.spin_once(node, timeout_sec=0.1)
     with open(args.out, 'w') as f:
-        json.dump({'latency_s': latency, 'arrivals': arrivals, 'diagnostics': diagnostics}, f)
+        json.dump({'latency_s': latency, 'arrivals': arrivals, 'diagnostics': diagnostics,
+                   'snapshots': snapshots, 'frames_answered': len(stamps)}, f)
     node.destroy_node()
 
 
