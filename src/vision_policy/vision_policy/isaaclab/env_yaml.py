@@ -233,7 +233,18 @@ class EnvTranslator:
         else:
             offset = [float(v) for v in jn.per_joint(cfg.get('offset', 0.0), joints, 0.0,
                                                      f'{where}.offset')]
-        return {'scale': scale, 'offset': offset, 'clip': self._clip(cfg, joints, where)}
+        clip = self._clip(cfg, joints, where)
+        limit = clip_actions(self.agent)
+        if limit is not None:
+            # The wrapper clamps raw to [-c, c]: per joint a range of velocity targets.
+            clip = clip or [None] * len(joints)
+            for i in range(len(joints)):
+                span = abs(scale[i]) * limit
+                lo, hi = offset[i] - span, offset[i] + span
+                if clip[i] is not None:
+                    lo, hi = max(lo, clip[i][0]), min(hi, clip[i][1])
+                clip[i] = [lo, hi]
+        return {'scale': scale, 'offset': offset, 'clip': clip}
 
     def import_binary(self, cfg: Mapping, joints: list, where: str) -> dict:
         """Card fields of a BinaryJointPositionAction: open and close positions per joint."""
@@ -270,8 +281,21 @@ class EnvTranslator:
             out['alpha'] = [float(v) for v in jn.per_joint(cfg['alpha'], joints, 1.0,
                                                            f'{where}.alpha')]
         clip = self._clip(cfg, joints, where)
-        out['clip'] = clip if clip is not None and None not in clip else \
-            out['soft_joint_pos_limits']
+        limit = clip_actions(self.agent)
+        if clip is None and limit is None:
+            out['clip'] = out['soft_joint_pos_limits']
+            return out
+        # Isaac Lab clips raw x scale (after the wrapper's clamp of raw to [-c, c]); with
+        # rescale_to_limits that range, within [-1, 1], maps to a range of targets.
+        out['clip'] = []
+        for i, (lo, hi) in enumerate(out['soft_joint_pos_limits']):
+            a, b = (-math.inf, math.inf) if clip is None or clip[i] is None else clip[i]
+            if limit is not None:
+                span = abs(out['scale'][i]) * limit
+                a, b = max(a, -span), min(b, span)
+            if out['rescale_to_limits']:
+                a, b = (lo + 0.5 * (min(max(v, -1.0), 1.0) + 1.0) * (hi - lo) for v in (a, b))
+            out['clip'].append([lo, hi] if math.isinf(a) else [a, b])
         return out
 
     def _clip(self, cfg: Mapping, joints: list, where: str) -> Optional[list]:
@@ -576,7 +600,7 @@ class EnvTranslator:
             reason = 'history, scale or clip on an image term is not supported'
         spec, chw = None, None
         if reason is None:
-            spec = image_spec(camera, data_type, params.get('normalize', True))
+            spec = image_spec(camera, data_type, params.get('normalize', True), self.report)
             chw = (3 if data_type == 'rgb' else 1, int(camera['height']), int(camera['width']))
         self.report.terms.append(TermLine(group, 'image', f'scene.{sensor} {data_type}',
                                           None if chw is None else math.prod(chw), None, None,
@@ -654,14 +678,64 @@ def soft_limits(limits: Sequence[float], factor: float) -> tuple:
     return (mid - half, mid + half)
 
 
-def image_spec(camera: Mapping, data_type: str, normalize: bool = True) -> dict:
+def camera_block(camera: Mapping) -> tuple:
+    """
+    Return (the card's image.camera or None, notes) for an Isaac Lab camera cfg.
+
+    RayCasterCameraCfg (size and intrinsics in pattern_cfg): K as
+    ``RayCasterCamera._compute_intrinsic_matrices`` computes it, offsets and vertical
+    aperture included. TiledCameraCfg / CameraCfg: the PinholeCameraCfg spawn fields; Isaac
+    Lab's Camera renders square pixels about the image centre (``_update_intrinsic_matrices``
+    ignores the vertical aperture and the offsets), so those are dropped with a note.
+    """
+    pattern = camera.get('pattern_cfg') or {}
+    if pattern.get('focal_length') is not None:
+        w, h = int(pattern['width']), int(pattern['height'])
+        f, ha = float(pattern['focal_length']), float(pattern['horizontal_aperture'])
+        va = float(pattern.get('vertical_aperture') or ha * h / w)
+        fx, fy = w * f / ha, h * f / va
+        cx = float(pattern.get('horizontal_aperture_offset') or 0.0) * fx + w / 2
+        cy = float(pattern.get('vertical_aperture_offset') or 0.0) * fy + h / 2
+        return {'width': w, 'height': h, 'K': [fx, fy, cx, cy]}, []
+    spawn = camera.get('spawn') or {}
+    if spawn.get('projection_type', 'pinhole') != 'pinhole' or \
+            not spawn.get('focal_length') or not spawn.get('horizontal_aperture'):
+        return None, [f'camera spawn {spawn.get("projection_type")!r} without pinhole focal '
+                      f'length and aperture: no image.camera, no field-of-view matching']
+    w, h = int(camera['width']), int(camera['height'])
+    block = {'width': w, 'height': h, 'focal_length': float(spawn['focal_length']),
+             'horizontal_aperture': float(spawn['horizontal_aperture'])}
+    notes = []
+    va, square = spawn.get('vertical_aperture'), block['horizontal_aperture'] * h / w
+    if va is not None and abs(float(va) - square) > 1e-6 * square:
+        notes.append(f"camera vertical_aperture {va} ignored, as Isaac Lab's Camera does "
+                     f'(square pixels: {square:.6g})')
+    for key in ('horizontal_aperture_offset', 'vertical_aperture_offset'):
+        if spawn.get(key):
+            notes.append(f"camera {key} {spawn[key]} ignored, as Isaac Lab's Camera does "
+                         f'(principal point at the image centre)')
+    return block, notes
+
+
+def image_spec(camera: Mapping, data_type: str, normalize: bool = True,
+               report: Optional[ImportReport] = None) -> dict:
     """Card image section for an Isaac Lab camera cfg (layout fixed later from the ONNX)."""
     rgb = data_type == 'rgb'
-    return {'data_type': 'rgb' if rgb else 'depth',
+    spec = {'data_type': 'rgb' if rgb else 'depth',
             'resize': [int(camera['width']), int(camera['height'])],
             'interpolation': 'area',
             'normalize': ('isaaclab' if normalize else 'none') if rgb else 'none',
             'layout': 'NHWC'}
+    if not rgb:
+        # Isaac Lab's 'depth' is distance_to_image_plane; the card names the convention.
+        spec['depth_type'] = 'distance_to_camera' if data_type == 'distance_to_camera' else \
+            'distance_to_image_plane'
+    block, notes = camera_block(camera)
+    if block is not None:
+        spec['camera'] = block
+    if report is not None:
+        report.warnings.extend(notes)
+    return spec
 
 
 def translate(env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
