@@ -6,7 +6,8 @@ Run on a machine with a CUDA GPU and PyTorch (no ROS needed):
     python3 scripts/gpu_floor.py [--runs 2000] [--factory reach_training.model:build]
 Prints p50/p99 of: the network forward alone; a full tick (upload of a 640x480 rgb8
 frame, area resize to 64x64, Isaac Lab normalisation, forward, download of the
-actions); and onnxruntime on models/reach_policy.onnx with every provider it offers.
+actions); onnxruntime on models/reach_policy.onnx with every provider it offers; and
+vision_policy's PolicyRuntime (I/O binding; on CUDA device-side input buffers) on each.
 The default factory builds the bundled policy's network (src/reach_training).
 """
 import argparse
@@ -82,6 +83,26 @@ def ort_floor(runs):
             if i >= 100:
                 times.append(time.perf_counter() - t0)
         print(f'onnxruntime {provider}: {percentiles(times)}')
+        binding_floor(model, provider, runs)
+
+
+def binding_floor(model, provider, runs):
+    """Time vision_policy's PolicyRuntime: host arrays bound, or CUDA device buffers."""
+    from vision_policy.observation import ObservationBuilder
+    from vision_policy.runtime import load_policy, PolicyRuntime, RuntimeOptions
+    session, card = load_policy(model, None, RuntimeOptions(providers=(provider,)))
+    builder = ObservationBuilder(card)
+    for buf in builder.inputs.values():
+        buf[...] = np.random.default_rng(0).standard_normal(buf.shape)
+    runtime = PolicyRuntime(session, card, builder.inputs, warmup_runs=100)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runtime.run()
+        times.append(time.perf_counter() - t0)
+    kind = 'inputs in device buffers, one upload and one read-back per run' if \
+        runtime.device_inputs else 'host buffers bound'
+    print(f'PolicyRuntime {runtime.provider} ({kind}): {percentiles(times)}')
 
 
 def main():
