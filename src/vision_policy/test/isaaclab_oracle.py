@@ -387,6 +387,7 @@ class SyntheticEnv:
         self.action_manager = None
         self.observation_manager = None
         self.cfg = types.SimpleNamespace(is_finite_horizon=False)
+        self.physics = None
 
     def set_actions(self, terms: Mapping[str, object]) -> None:
         """Build Isaac Lab's ActionManager over action term cfgs, in order."""
@@ -402,6 +403,8 @@ class SyntheticEnv:
         import torch
         self.action_manager.process_action(actions)
         self.action_manager.apply_action()
+        if self.physics is not None:
+            self.physics()      # the simulation moves the scene on before the observation
         obs = self.observation_manager.compute(update_history=True)
         zeros = torch.zeros(self.num_envs, dtype=torch.bool)
         return obs, torch.zeros(self.num_envs), zeros, zeros.clone(), {}
@@ -478,6 +481,20 @@ def default_joint_pos(il, env: Mapping, joint_names: Sequence[str]) -> list:
     for i, v in zip(index, value):
         values[i] = float(v)
     return values
+
+
+def soft_limits(il, env: Mapping, joint_names: Sequence[str],
+                hard: Optional[Mapping[str, Sequence[float]]]) -> Optional[list]:
+    """Soft limits as ``Articulation`` computes them from the hard ones (None if none given)."""
+    import torch
+    if not hard:
+        return None
+    factor = float(((env.get('scene') or {}).get('robot') or {}).get(
+        'soft_joint_pos_limit_factor') or 1.0)
+    limits = torch.tensor([list(hard[n]) for n in joint_names], dtype=torch.float32)
+    mean = (limits[..., 0] + limits[..., 1]) / 2
+    span = limits[..., 1] - limits[..., 0]
+    return torch.stack([mean - 0.5 * span * factor, mean + 0.5 * span * factor], -1).tolist()
 
 
 def to_numpy(tensor) -> np.ndarray:

@@ -68,22 +68,36 @@ def run(rig, library, clip_actions, clip_obs=None):
     rng = np.random.default_rng(1)
     raw = np.zeros(mapper.width, dtype=np.float32)
     order = [rig.joints.index(n) for n in mapper.joint_names]
+    velocity = [i for i, n in enumerate(mapper.joint_names) if n in mapper.velocity_joints]
+    kinds = ((rig.env.robot.data.joint_pos_target, [i for i in range(len(order))
+                                                    if i not in velocity]),
+             (rig.env.robot.data.joint_vel_target, velocity))
+    state = {}
+
+    def physics():
+        state['pos'], state['vel'] = rig.draw()
+    rig.env.physics = physics
+    physics()
+    pending = None      # this workspace's targets for the raw action the env applies next
     obs_worst, act_worst = 0.0, 0.0
     for tick in range(TICKS):
-        pos, vel = rig.draw()
-        sample = Sample(joint_pos=pos, joint_vel=vel, last_action=raw.copy(),
-                        extras=rig.extras)
         if tick == 0:
             rig.env.reset()
             expected = first(rig.env.observation_manager.compute(update_history=True))
         else:
-            # The previous tick's raw action goes through the wrapper into the env now.
+            # Last tick's raw action through the wrapper into the env, applied to the state
+            # it was computed from; then the scene moves on and the env observes it.
             expected = step(torch.from_numpy(raw)[None])
-            targets = oracle.to_numpy(rig.env.robot.data.joint_pos_target)[order]
-            act_worst = max(act_worst, oracle.max_rel_diff(targets, mapper.map(raw, pos)))
+            for buffer, index in kinds:
+                targets = oracle.to_numpy(buffer)[order]
+                act_worst = max(act_worst, oracle.max_rel_diff(targets[index],
+                                                               pending[index]))
+        sample = Sample(joint_pos=state['pos'], joint_vel=state['vel'], last_action=raw.copy(),
+                        extras=rig.extras)
         got = builder.build(sample)['obs'][0]
         obs_worst = max(obs_worst, oracle.max_abs_diff(oracle.to_numpy(expected), got))
         raw = rng.normal(0.0, 1.5, mapper.width).astype(np.float32)   # often beyond +-1
+        pending = mapper.map(raw, state['pos']).copy()
     return obs_worst, act_worst
 
 

@@ -42,9 +42,9 @@ class ParityRig:
     """Isaac Lab's managers and a workspace card on one synthetic scene, tick by tick."""
 
     def __init__(self, joints, defaults, il_terms, group_options, card_terms, card,
-                 il_actions, group='policy', commands=()):
+                 il_actions, group='policy', commands=(), soft_limits=None):
         self.joints, self.defaults, self.group = list(joints), list(defaults), group
-        self.env = oracle.SyntheticEnv(il, self.joints, self.defaults)
+        self.env = oracle.SyntheticEnv(il, self.joints, self.defaults, soft_limits)
         self.actions_core = il_actions is not None
         if self.actions_core:
             self.env.set_actions(il_actions)
@@ -133,8 +133,14 @@ def from_env_yaml(run_dir, joints, agent=None):
     """Build a ParityRig from a run folder's env.yaml (with the translation, skipped terms)."""
     env_cfg = load_file(run_dir / 'params' / 'env.yaml')
     agent = load_file(run_dir / 'params' / 'agent.yaml') if agent is None else agent
-    report = ImportReport(source=str(run_dir))
-    tr = env_yaml.translate(env_cfg, agent, list(joints), report)
+    return from_env_dict(env_cfg, agent, joints)
+
+
+def from_env_dict(env_cfg, agent, joints, joint_limits=None):
+    """Build a ParityRig from a parsed env.yaml; joint_limits: hard limits by joint name."""
+    report = ImportReport(source='env.yaml')
+    tr = env_yaml.translate(env_cfg, agent, list(joints), report, joint_limits)
+    assert not report.problems, report.render()
     builtin = {n for g, n in load_registry().builtin if g == OBSERVATION_GROUP}
     group_cfg = env_cfg['observations'][tr.group]
     compared, skipped = _split(group_cfg, tr.terms, report, tr.group,
@@ -152,7 +158,7 @@ def from_env_yaml(run_dir, joints, agent=None):
         [t for _, _, t in compared],
         {'control_dt': tr.control_dt, 'joint_names': list(joints),
          'default_joint_pos': list(tr.default_joint_pos), 'action': tr.action},
-        il_actions, tr.group, commands)
+        il_actions, tr.group, commands, oracle.soft_limits(il, env_cfg, joints, joint_limits))
     rig.tr, rig.skipped, rig.compared, rig.env_cfg = tr, skipped, compared, env_cfg
     return rig
 

@@ -241,12 +241,15 @@ class _ToLimits(MappedTerm):
 
     def map(self, raw, joint_pos, out):  # noqa: A003, D102
         np.multiply(raw, self.scale, out=out)
-        if self.clip is not None:
-            np.clip(out, self.clip[:, 0], self.clip[:, 1], out=out)
         if self.rescale:
             np.clip(out, -1.0, 1.0, out=out)
             lo, hi = self.limits[:, 0], self.limits[:, 1]
             out[:] = 0.5 * (out + 1.0) * (hi - lo) + lo
+        # The card clip is a target range; Isaac Lab clips raw x scale before the rescale,
+        # which is the same as clipping to the rescaled range after it (the importer
+        # rescales it; the rescale is increasing).
+        if self.clip is not None:
+            np.clip(out, self.clip[:, 0], self.clip[:, 1], out=out)
         if self.alpha is None:
             return
         if not self.has_prev:

@@ -1,0 +1,85 @@
+"""
+The importer on env.yaml files written the way Isaac Lab writes them, for every action term.
+
+Isaac Lab's ``train.py`` dumps ``params/env.yaml`` as ``yaml.dump(class_to_dict(cfg))``;
+here the same two calls write one from Isaac Lab's own cfg classes: an observation
+group with every core term the importer maps, and each action term of
+test_oracle_actions.py, with and without the rsl_rl wrapper's ``clip_actions``.
+``vision_policy_import``'s translation of that file then runs against Isaac Lab's
+managers built from the very cfg objects, inside ``RslRlVecEnvWrapper.step``.
+"""
+
+import isaaclab_oracle as oracle
+import pytest
+from test_oracle_actions import CASES as ACTION_CASES, DEFAULTS, JOINTS, SOFT_LIMITS
+from test_oracle_agent import run
+from test_oracle_fixtures import from_env_dict
+from vision_policy.isaaclab.yaml_loader import load_text
+import yaml
+
+il = oracle.load_or_skip()
+torch = pytest.importorskip('torch')
+from isaaclab.utils import class_to_dict  # noqa: E402,I100 (importable after load())
+
+HARD_LIMITS = dict(zip(JOINTS, SOFT_LIMITS))      # the importer's --urdf limits
+KNEES_ARM = ['.*_knee', 'arm_.*']
+# Regexes as a robot cfg writes them (arm_shoulder matches none: 0).
+INIT_JOINT_POS = {'lf_hip': 0.1, 'lf_knee': -0.7, 'rf_hip': -0.1, 'rf_knee': 0.7,
+                  'arm_elbow': 1.2, 'finger_.*': 0.02}
+
+
+def observation_terms():
+    """Every core observation term the importer maps, with scale, clip and history."""
+    robot = il.SceneEntityCfg
+
+    def term(func, **kwargs):
+        return il.ObservationTermCfg(func=func, **kwargs)
+    return {
+        'base_lin_vel': term(il.mdp.base_lin_vel, scale=2.0),
+        'base_ang_vel': term(il.mdp.base_ang_vel, scale=0.25, clip=(-0.3, 0.3)),
+        'projected_gravity': term(il.mdp.projected_gravity),
+        'velocity_commands': term(il.mdp.generated_commands, scale=(2.0, 2.0, 0.25),
+                                  params={'command_name': 'base_velocity'}),
+        'joint_pos': term(il.mdp.joint_pos_rel, history_length=3,
+                          params={'asset_cfg': robot('robot', joint_names=KNEES_ARM)}),
+        'joint_vel': term(il.mdp.joint_vel_rel, scale=0.05),
+        'limits': term(il.mdp.joint_pos_limit_normalized, params={'asset_cfg': robot(
+            'robot', joint_names=['arm_elbow', 'lf_.*'], preserve_order=True)}),
+        'absolute': term(il.mdp.joint_pos, clip=(-1.0, 1.0)),
+        'actions': term(il.mdp.last_action, clip=(-3.0, 3.0)),
+    }
+
+
+def env_yaml(actions):
+    """Write env.yaml text as Isaac Lab's dump_yaml does, for these observation/action cfgs."""
+    env = {
+        'sim': {'dt': 0.005}, 'decimation': 4,
+        'scene': {'robot': {'init_state': {'joint_pos': INIT_JOINT_POS,
+                                           'joint_vel': {'.*': 0.0}},
+                            'soft_joint_pos_limit_factor': 0.9}},
+        'observations': {'policy': class_to_dict(oracle.group_cfg(il, observation_terms()))},
+        'actions': {name: class_to_dict(cfg) for name, cfg in actions.items()},
+        'commands': {'base_velocity': {
+            'class_type': 'isaaclab.envs.mdp.commands.velocity_command:UniformVelocityCommand'}},
+    }
+    return yaml.dump(env)
+
+
+CASES = [(row, terms) for row, _, terms, card, _ in ACTION_CASES
+         if all(t['type'] != 'hold_default' for t in card)]
+
+
+@pytest.mark.parametrize('clip_actions', [None, 1.0])
+@pytest.mark.parametrize('row, actions', CASES, ids=[c[0] for c in CASES])
+def test_imported_card_matches_isaaclab(row, actions, clip_actions):
+    env = load_text(env_yaml(actions), 'env.yaml')
+    rig = from_env_dict(env, {'clip_actions': clip_actions}, JOINTS, HARD_LIMITS)
+    assert rig.defaults == pytest.approx(DEFAULTS)      # as Isaac Lab resolves init_state
+    assert len(rig.compared) == len(observation_terms())
+    obs, act = run(rig, 'rsl_rl', clip_actions)
+    label = f'import {row}' + ('' if clip_actions is None else ', clip_actions 1')
+    oracle.report(f'{label}: observation (all core terms)',
+                  'ObservationManager + RslRlVecEnvWrapper.step', obs, 'env.yaml via dump')
+    oracle.report(f'{label}: targets', 'ActionManager + RslRlVecEnvWrapper.step', act,
+                  'scaled |difference|')
+    assert obs <= oracle.TOLERANCE and act <= oracle.TOLERANCE
