@@ -13,6 +13,7 @@ from vision_policy.camera import (camera_from_info, CameraError, CameraInfoError
 from vision_policy.card import card_from_dict, CardError, ImageSpec, load_card
 from vision_policy.core import PolicyCore
 from vision_policy.image import ImagePipeline
+from vision_policy.monitor import Ages, Hold, HoldReason, InputMonitor
 from vision_policy.runtime import load_policy, PolicyRuntime, RuntimeOptions
 import yaml
 
@@ -312,3 +313,20 @@ def test_core_refuses_a_narrower_camera_and_keeps_its_pipeline():
                                        '69.53 x 55.00 deg'):
         core.update_camera(real, True)
     assert core.camera is None
+
+
+def test_monitor_condition_holds_until_cleared():
+    monitor = InputMonitor(['joint_states', 'image'])
+    monitor.joints_valid = True
+    for name in ('joint_states', 'image'):
+        monitor.accept(name, 1_000_000_000)
+    ages = Ages(1.0, 1.0, 1.0)
+    assert monitor.decide(1_000_000_000, ages) is None
+    hold = Hold(HoldReason.NO_CAMERA_INFO, '/camera/camera_info')
+    monitor.set_condition('camera_info', hold)
+    assert monitor.decide(1_000_000_000, ages) == hold
+    monitor.set_condition('camera_info', None)
+    assert monitor.decide(1_000_000_000, ages) is None
+    # A new crop: the frame held was preprocessed without it, so wait for the next one.
+    monitor.forget('image')
+    assert monitor.decide(1_000_000_000, ages) == Hold(HoldReason.NO_INPUT, 'image')
