@@ -258,6 +258,7 @@ class ArticulationData:
         self.joint_vel_target = torch.zeros(1, n)
         self.joint_effort_target = torch.zeros(1, n)
         self.root_quat_w = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # (w, x, y, z), Isaac Lab order
+        self.root_pos_w = torch.zeros(1, 3)
         self.root_lin_vel_b = torch.zeros(1, 3)
         self.root_ang_vel_b = torch.zeros(1, 3)
         self.GRAVITY_VEC_W = torch.tensor([[0.0, 0.0, -1.0]])
@@ -332,6 +333,7 @@ class ImuData:
         self._math = il.math
         self.quat_w = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
         self.ang_vel_b = torch.zeros(1, 3)
+        self.lin_acc_b = torch.zeros(1, 3)
         self.GRAVITY_VEC_W = torch.tensor([[0.0, 0.0, -1.0]])
 
     @property
@@ -388,6 +390,11 @@ class SyntheticEnv:
         self.observation_manager = None
         self.cfg = types.SimpleNamespace(is_finite_horizon=False)
         self.physics = None
+        # ManagerBasedRLEnv's episode clock: steps since the reset, step_dt, episode length.
+        import torch
+        self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long)
+        self.step_dt = 0.02
+        self.max_episode_length_s = 20.0
 
     def set_actions(self, terms: Mapping[str, object]) -> None:
         """Build Isaac Lab's ActionManager over action term cfgs, in order."""

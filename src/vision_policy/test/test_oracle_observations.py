@@ -91,6 +91,10 @@ class Rig:
         imu = self.env.scene.sensors['imu'].data
         imu.quat_w[0] = torch.from_numpy(quat_wxyz)
         imu.ang_vel_b[0] = torch.from_numpy(ang_vel)
+        lin_acc = rng.uniform(-15.0, 15.0, 3).astype(np.float32)
+        imu.lin_acc_b[0] = torch.from_numpy(lin_acc)
+        base_pos = rng.uniform(-1.0, 1.0, 3).astype(np.float32)
+        data.root_pos_w[0] = torch.from_numpy(base_pos)
         data.root_lin_vel_b[0] = torch.from_numpy(lin_vel)
         self.env.command_manager.commands['base_velocity'][0] = torch.from_numpy(command)
         # A target pose in the base frame (x, y, z, qw, qx, qy, qz), either quaternion sign;
@@ -122,7 +126,8 @@ class Rig:
                       extras={'imu_orientation': quat_wxyz[[1, 2, 3, 0]],
                               'imu_angular_velocity': ang_vel, 'base_lin_vel': lin_vel,
                               'velocity_command': command, 'pose_command': pose,
-                              'height_map': heights})
+                              'height_map': heights, 'imu_linear_acceleration': lin_acc,
+                              'base_pos': base_pos})
 
     def run(self, ticks=TICKS, resets=RESETS):
         """Max |Isaac Lab - workspace| over the ticks."""
@@ -132,6 +137,10 @@ class Rig:
                 self.env.reset()
                 self.builder.reset()
                 self.last_action[:] = 0.0
+                self.env.episode_length_buf[:] = 0
+            elif tick:
+                # ManagerBasedRLEnv.step counts the step before it observes.
+                self.env.episode_length_buf += 1
             sample = self.sample()
             expected = oracle.to_numpy(
                 self.env.observation_manager.compute(update_history=True)['policy'])
@@ -173,6 +182,20 @@ CASES = [
      {'name': 'base_ang_vel', 'scale': 0.25}, 'mdp.imu_ang_vel maps to base_ang_vel'),
     ('projected_gravity (Imu sensor)', term(il.mdp.imu_projected_gravity),
      {'name': 'projected_gravity'}, 'mdp.imu_projected_gravity maps to projected_gravity'),
+    ('imu_orientation', term(il.mdp.imu_orientation), {'name': 'imu_orientation'},
+     '(w, x, y, z) from the IMU (x, y, z, w)'),
+    ('imu_orientation (root_quat_w, make_quat_unique)',
+     term(il.mdp.root_quat_w, params={'make_quat_unique': True}),
+     {'name': 'imu_orientation', 'params': {'make_quat_unique': True}},
+     'the IMU frame is the base frame; world yaw is the IMU\'s'),
+    ('imu_lin_acc', term(il.mdp.imu_lin_acc, scale=0.1), {'name': 'imu_lin_acc', 'scale': 0.1},
+     ''),
+    ('base_pos_z', term(il.mdp.base_pos_z), {'name': 'base_pos_z'}, 'odometry pose z'),
+    ('current_time_s', term(il.mdp.current_time_s), {'name': 'current_time_s'},
+     'the episode starts when the policy starts (and at each reset)'),
+    ('remaining_time_s', term(il.mdp.remaining_time_s),
+     {'name': 'remaining_time_s', 'params': {'episode_length_s': 20.0}},
+     'episode_length_s from env.yaml'),
     ('base_lin_vel', term(il.mdp.base_lin_vel, scale=2.0),
      {'name': 'base_lin_vel', 'scale': 2.0}, 'body-frame twist in both'),
     ('base_ang_vel', term(il.mdp.base_ang_vel, scale=0.25, clip=(-0.3, 0.3)),
