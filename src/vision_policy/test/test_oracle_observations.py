@@ -187,7 +187,7 @@ CASES = [
     ('imu_orientation (root_quat_w, make_quat_unique)',
      term(il.mdp.root_quat_w, params={'make_quat_unique': True}),
      {'name': 'imu_orientation', 'params': {'make_quat_unique': True}},
-     'the IMU frame is the base frame; world yaw is the IMU\'s'),
+     'the IMU frame is the base frame; world yaw is the IMU one'),
     ('imu_lin_acc', term(il.mdp.imu_lin_acc, scale=0.1), {'name': 'imu_lin_acc', 'scale': 0.1},
      ''),
     ('base_pos_z', term(il.mdp.base_pos_z), {'name': 'base_pos_z'}, 'odometry pose z'),
