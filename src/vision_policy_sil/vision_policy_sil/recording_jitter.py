@@ -66,6 +66,7 @@ class Watcher:
     def close(self) -> None:
         """Stop spinning and shut the context down."""
         self.executor.shutdown(timeout_sec=5)
+        self._thread.join(timeout=5)  # a spinning thread at exit aborts the process
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
