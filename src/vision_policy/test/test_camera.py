@@ -330,3 +330,41 @@ def test_monitor_condition_holds_until_cleared():
     # A new crop: the frame held was preprocessed without it, so wait for the next one.
     monitor.forget('image')
     assert monitor.decide(1_000_000_000, ages) == Hold(HoldReason.NO_INPUT, 'image')
+
+
+def depth_core(tmp_path):
+    """Build a depth policy (actions = W @ flatten(depth)) and its distance_to_camera card."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    weights = np.random.default_rng(2).standard_normal((8, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('Flatten', ['depth'], ['flat']),
+         helper.make_node('MatMul', ['flat', 'W'], ['actions'])], 'depth',
+        [helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, 2, 4])],
+        [helper.make_tensor_value_info('actions', TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weights, 'W')])
+    path = tmp_path / 'depth.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
+    card = card_data()
+    card['inputs'] = [{'name': 'depth', 'shape': [1, 1, 2, 4], 'group': 'camera'}]
+    card['observations'] = {'camera': {'terms': [{'name': 'image'}]}}
+    card['image'] = {'data_type': 'depth', 'source_encodings': ['16UC1'], 'resize': [4, 2],
+                     'interpolation': 'nearest', 'depth_type': 'distance_to_camera'}
+    path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
+    session, card = load_policy(path, None, RuntimeOptions(('CPUExecutionProvider',)))
+    limits = SafetyLimits.from_card(card, [-math.inf], [math.inf], [0.1])
+    return PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs), limits)
+
+
+def test_core_feeds_the_policy_range_from_z_depth(tmp_path):
+    core = depth_core(tmp_path)
+    assert needs_camera_info(core.card.image, fov_matching=False)
+    real, _ = camera_from_info(4, 2, ros_k(2.0, 2.0, 1.5, 0.5))
+    setup = core.update_camera(real, fov_matching=True)
+    assert setup.crop is None and dict(setup.values())['camera_depth_conversion'] == 'true'
+    mm = np.full((2, 4, 1), 3000, dtype=np.uint16)  # 3 m of z everywhere
+    core.set_image(mm, '16UC1')
+    core.step(np.array([0.0, 0.3, -0.6]), np.zeros(3))
+    np.testing.assert_allclose(core.tick.inputs['depth'][0, 0],
+                               np.float32(3.0) * ray_distance_scale(real), rtol=1e-6)
+    assert core.tick.inputs['depth'][0, 0, 0, 0] == pytest.approx(3.0 * math.sqrt(1.625))
