@@ -197,7 +197,8 @@ def test_tensorrt_alone_without_its_libraries_is_refused(model_path):
 
 def test_default_providers_fall_back_to_what_runs_here(model_path):
     session, card = load_policy(model_path, None, RuntimeOptions())
-    runtime = PolicyRuntime(session, card, ObservationBuilder(card).inputs)
+    runtime = PolicyRuntime(session, card, ObservationBuilder(card).inputs,
+                            device_buffers=True)
     assert runtime.provider == session.get_providers()[0]
     assert runtime.provider in ort.get_available_providers()
     assert runtime.device_inputs == (runtime.provider in ('CUDAExecutionProvider',
@@ -215,13 +216,15 @@ def cuda_or_skip(model_path):
     return session, card
 
 
-def test_cuda_device_inputs_follow_every_tick(model_path):
-    """Device buffers are refilled each run: the output tracks the host inputs like CPU."""
+@pytest.mark.parametrize('device_buffers', [False, True])
+def test_cuda_inputs_follow_every_tick(model_path, device_buffers):
+    """Host-bound or device buffers: the output tracks the host inputs as on the CPU."""
     session, card = cuda_or_skip(model_path)
     cpu_session, _ = load_policy(model_path, None, CPU)
     builder = ObservationBuilder(card)
-    runtime = PolicyRuntime(session, card, builder.inputs)
-    assert runtime.device_inputs and runtime.provider == 'CUDAExecutionProvider'
+    runtime = PolicyRuntime(session, card, builder.inputs, device_buffers=device_buffers)
+    assert runtime.device_inputs == device_buffers
+    assert runtime.provider == 'CUDAExecutionProvider'
     rng = np.random.default_rng(4)
     previous = None
     for _ in range(5):
