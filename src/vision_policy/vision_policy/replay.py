@@ -124,13 +124,20 @@ class Policy:
     card: object
     model_path: str
     card_source: str
+    registry: object = None   # terms and sources: built-in and the recorded plugin modules
 
 
 def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optional[str],
-                where: str) -> Policy:
-    """Build the core: the recorded card and model unless --model / --card say otherwise."""
+                where: str, plugin_modules: Optional[tuple] = None) -> Policy:
+    """
+    Build the core: the recorded card and model unless --model / --card say otherwise.
+
+    Terms and sources come from the installed entry points and the plugin modules the node
+    ran with (recorded), or ``plugin_modules`` when given.
+    """
     from .card import card_from_yaml
     from .core import PolicyCore
+    from .registry import load_registry
     from .runtime import load_policy, open_session, PolicyRuntime, RuntimeOptions
 
     if model is None and info is None:
@@ -168,9 +175,13 @@ def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optio
         limits = _limits(info.limits)
     else:
         limits = default_params().limits(policy_card)
-    core = PolicyCore(policy_card, lambda inputs: PolicyRuntime(session, policy_card, inputs),
-                      limits)
-    return Policy(core, policy_card, str(model_path), source)
+    if plugin_modules is None:
+        plugin_modules = tuple(info.node_parameters.get('plugin_modules', ())) if info else ()
+    registry = load_registry(plugin_modules)
+    core = PolicyCore(policy_card, lambda inputs: PolicyRuntime(session, policy_card, inputs,
+                                                                registry=registry),
+                      limits, registry)
+    return Policy(core, policy_card, str(model_path), source, registry)
 
 
 def default_params():
@@ -269,6 +280,7 @@ class _Inputs:
         from .core import JointMap
         card = policy.card
         self.core = policy.core
+        self.registry = policy.registry
         needs_vel = 'joint_vel' in self.core.needs
         self.joints = JointMap(card.joint_names, robot_joint_names or None, needs_vel)
         self.pos = np.zeros(len(card.joint_names))
@@ -285,16 +297,17 @@ class _Inputs:
 
     def source(self, name: str, msg) -> None:
         from .sources import get_source
-        self.core.set_extras(get_source(name).read(msg))
+        self.core.set_extras(get_source(name, self.registry).read(msg))
 
 
 def replay_recording(path: str | Path, model: Optional[str] = None,
-                     card: Optional[str] = None) -> ReplayResult:
+                     card: Optional[str] = None,
+                     plugin_modules: Optional[tuple] = None) -> ReplayResult:
     """Replay a file; see the module docstring. Raises RecordingError on unusable input."""
     source = McapSource(path)
     try:
         info = source.info
-        policy = open_policy(info, model, card, str(path))
+        policy = open_policy(info, model, card, str(path), plugin_modules)
         if info is None:
             return _replay_raw_bag(source, policy)
         return _replay_ticks(source, info, policy)
@@ -388,7 +401,7 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
     if card.image is not None:
         wanted[IMAGE] = IMAGE_TYPE
     for name in sorted(core.needs - {'image', 'joint_vel'}):
-        wanted[name] = get_source(name).msg_type
+        wanted[name] = get_source(name, policy.registry).msg_type
     kinds = {}
     for name, type_name in wanted.items():
         topics = by_type.get(type_name, [])
@@ -445,7 +458,7 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
         if kind == 'estop':
             monitor.estop = bool(msg.data)
             continue
-        stamped = kind in (IMAGE, JOINTS) or get_source(kind).stamped
+        stamped = kind in (IMAGE, JOINTS) or get_source(kind, policy.registry).stamped
         stamp = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                  if stamped else log_ns)
         age_limit = {IMAGE: ages.image, JOINTS: ages.joint_state}.get(kind, ages.extra)
