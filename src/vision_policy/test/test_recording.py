@@ -117,6 +117,7 @@ def test_layout_is_readable_by_mcap_ros2(recording):
 def test_replay_reproduces_every_command(recording):
     path, commands = recording
     result = replay_recording(path)
+    assert result.note == ''  # recorded and replayed on the CPU provider
     assert result.identical, result.summary()
     assert result.commands == result.commands_identical == len(commands)
     assert result.max_abs['command'] == 0.0

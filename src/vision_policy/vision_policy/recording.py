@@ -141,6 +141,8 @@ class RecordingInfo:
     limits: Mapping[str, tuple]
     tick_prefix: str = '/policy_inference/tick'
     node_parameters: Mapping[str, Any] = field(default_factory=dict)
+    # The onnxruntime providers the session used: another provider rounds differently.
+    providers: tuple = ()
 
     @classmethod
     def for_core(cls, core, model_path: str | Path, input_topics: Mapping[str, str],
@@ -157,7 +159,8 @@ class RecordingInfo:
                    control_dt=float(card.control_dt), input_topics=dict(input_topics),
                    terms={k: tuple(np.shape(v)) for k, v in core.tick.terms.items()},
                    limits={k: tuple(v) for k, v in asdict(core.limits).items()},
-                   tick_prefix=tick_prefix, node_parameters=dict(node_parameters or {}))
+                   tick_prefix=tick_prefix, node_parameters=dict(node_parameters or {}),
+                   providers=tuple(core.providers))
 
     def to_metadata(self) -> dict:
         """Return the MCAP metadata map (str -> str)."""
@@ -178,6 +181,7 @@ class RecordingInfo:
             raw['limits'] = {k: tuple(v) for k, v in raw['limits'].items()}
             for key in ('joint_names', 'robot_joint_names', 'action_joint_names'):
                 raw[key] = tuple(raw[key])
+            raw['providers'] = tuple(raw.get('providers', ()))  # absent before it was kept
             return cls(**raw)
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordingError(f'{where}: vision_policy metadata unreadable: {exc}') from None

@@ -125,10 +125,12 @@ class Policy:
     model_path: str
     card_source: str
     registry: object = None   # terms and sources: built-in and the recorded plugin modules
+    note: str = ''            # what may make the replay differ (another provider)
 
 
 def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optional[str],
-                where: str, plugin_modules: Optional[tuple] = None) -> Policy:
+                where: str, plugin_modules: Optional[tuple] = None,
+                providers: tuple = ('CPUExecutionProvider',)) -> Policy:
     """
     Build the core: the recorded card and model unless --model / --card say otherwise.
 
@@ -144,7 +146,7 @@ def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optio
         raise RecordingError(f'{where}: a bag without vision_policy per-tick data: give the '
                              f'policy with --model (and --card if it is not beside it)')
     threads = int((info.node_parameters.get('intra_op_threads', 1)) if info else 1)
-    options = RuntimeOptions(providers=('CPUExecutionProvider',), intra_op_threads=threads)
+    options = RuntimeOptions(providers=tuple(providers), intra_op_threads=threads)
     model_path = model or info.model_path
     if model is None and card is None:
         if not Path(model_path).is_file():
@@ -181,7 +183,11 @@ def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optio
     core = PolicyCore(policy_card, lambda inputs: PolicyRuntime(session, policy_card, inputs,
                                                                 registry=registry),
                       limits, registry)
-    return Policy(core, policy_card, str(model_path), source, registry)
+    note = ''
+    if info is not None and info.providers and info.providers[0] != core.providers[0]:
+        note = (f'recorded on {info.providers[0]}, replayed on {core.providers[0]}: another '
+                f'provider rounds differently from the network on (--providers)')
+    return Policy(core, policy_card, str(model_path), source, registry, note)
 
 
 def default_params():
@@ -227,6 +233,7 @@ class ReplayResult:
     first: Optional[Difference] = None
     commanded: list = field(default_factory=list)  # raw bag: (log_time_ns, command)
     raw_bag: bool = False
+    note: str = ''
 
     @property
     def identical(self) -> bool:
@@ -236,6 +243,8 @@ class ReplayResult:
     def summary(self) -> str:
         """Return a human-readable report."""
         lines = [f'{self.path}: {self.ticks} ticks, policy {self.policy}']
+        if self.note:
+            lines.append(f'note: {self.note}')
         if self.raw_bag:
             lines.append(f'raw bag: the node would have sent {self.commands} commands')
         else:
@@ -301,13 +310,13 @@ class _Inputs:
 
 
 def replay_recording(path: str | Path, model: Optional[str] = None,
-                     card: Optional[str] = None,
-                     plugin_modules: Optional[tuple] = None) -> ReplayResult:
+                     card: Optional[str] = None, plugin_modules: Optional[tuple] = None,
+                     providers: tuple = ('CPUExecutionProvider',)) -> ReplayResult:
     """Replay a file; see the module docstring. Raises RecordingError on unusable input."""
     source = McapSource(path)
     try:
         info = source.info
-        policy = open_policy(info, model, card, str(path), plugin_modules)
+        policy = open_policy(info, model, card, str(path), plugin_modules, providers)
         if info is None:
             return _replay_raw_bag(source, policy)
         return _replay_ticks(source, info, policy)
@@ -317,7 +326,8 @@ def replay_recording(path: str | Path, model: Optional[str] = None,
 
 def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> ReplayResult:
     from .core import NonFiniteError
-    result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}')
+    result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}',
+                          note=policy.note)
     inputs = _Inputs(policy, info.robot_joint_names)
     core = policy.core
     kinds = {topic: kind for kind, topic in info.input_topics.items()}

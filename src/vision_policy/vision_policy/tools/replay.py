@@ -37,12 +37,14 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument('--plugin-modules', nargs='*', metavar='MODULE',
                         help='modules of observation terms, action terms and sources '
                              '(default: those the node ran with, as recorded)')
+    parser.add_argument('--providers', nargs='+', default=['CPUExecutionProvider'],
+                        help='onnxruntime providers; bit for bit needs the recorded one')
     parser.add_argument('--commands-out', help='raw bag: write the commands as JSON here')
     args = parser.parse_args(argv)
     try:
         result = replay_recording(args.recording, args.model, args.card,
                                   None if args.plugin_modules is None
-                                  else tuple(args.plugin_modules))
+                                  else tuple(args.plugin_modules), tuple(args.providers))
     except (RecordingError, CardError, ModelError, OSError) as exc:
         print(f'vision_policy_replay: error: {exc}', file=sys.stderr)
         return 2
