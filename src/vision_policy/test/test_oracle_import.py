@@ -9,12 +9,18 @@ test_oracle_actions.py, with and without the rsl_rl wrapper's ``clip_actions``.
 managers built from the very cfg objects, inside ``RslRlVecEnvWrapper.step``.
 """
 
+import types
+
 import isaaclab_oracle as oracle
 import numpy as np
 import pytest
 from test_oracle_actions import CASES as ACTION_CASES, DEFAULTS, JOINTS, SOFT_LIMITS
-from test_oracle_agent import run
+from test_oracle_agent import run, wrappers
 from test_oracle_fixtures import from_env_dict
+from vision_policy.card import card_from_dict
+from vision_policy.image import ImagePipeline, view_image
+from vision_policy.isaaclab import env_yaml as translator
+from vision_policy.isaaclab.report import ImportReport
 from vision_policy.isaaclab.yaml_loader import load_text
 import yaml
 
@@ -118,3 +124,61 @@ def test_to_limits_without_rescale_or_clip_stays_in_the_soft_limits():
                   'JointPositionToLimitsAction', act,
                   'intended: targets kept inside the soft joint limits')
     assert act > 0.01
+
+
+@pytest.mark.parametrize('data_type', ['distance_to_image_plane', 'rgb'])
+def test_image_group_under_rl_games_clip_observations(data_type):
+    # rl_games clamps the image too: depth (0.1 to 20 m here) to 5 m, a normalised rgb
+    # image (within [-1, 1]) not at all. The importer folds the clamp into max_depth.
+    width, height, clamp = 32, 24, 5.0
+    term = il.ObservationTermCfg(func=il.mdp.image, params={
+        'sensor_cfg': il.SceneEntityCfg('tiled_camera'), 'data_type': data_type})
+    env = load_text(yaml.dump({
+        'sim': {'dt': 0.005}, 'decimation': 4,
+        'scene': {'robot': {'init_state': {'joint_pos': INIT_JOINT_POS}},
+                  'tiled_camera': {'width': width, 'height': height,
+                                   'data_types': [data_type]}},
+        'observations': {'policy': class_to_dict(oracle.group_cfg(il, {'image': term}))},
+        'actions': {'arm': class_to_dict(il.actions_cfg.JointPositionActionCfg(
+            asset_name='robot', joint_names=['.*']))}}), 'env.yaml')
+    agent = {'params': {'env': {'clip_observations': clamp, 'clip_actions': 1.0}}}
+    report = ImportReport(source='env.yaml')
+    tr = translator.translate(env, agent, JOINTS, report, HARD_LIMITS)
+    assert not report.problems, report.render()
+    (_, spec, chw), = tr.images
+    pipeline = ImagePipeline(card_from_dict({
+        'control_dt': 0.02, 'joint_names': JOINTS, 'image': spec,
+        'inputs': [{'name': 'image', 'shape': [1, height, width, chw[0]], 'group': 'cam'}],
+        'observations': {'cam': {'terms': [{'name': 'image'}]}}, 'action': {}}).image)
+    rig = oracle.SyntheticEnv(il, JOINTS, DEFAULTS)
+    camera = rig.scene.sensors['tiled_camera']
+    rng = np.random.default_rng(4)
+
+    def frame():
+        if data_type == 'rgb':
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            return image, torch.from_numpy(image.copy())[None], 'rgb8'
+        image = rng.uniform(0.1, 20.0, (height, width)).astype(np.float32)
+        image[rng.random((height, width)) < 0.1] = np.inf
+        return image, torch.from_numpy(image.copy())[None, :, :, None], '32FC1'
+    camera.data.output[data_type] = frame()[1]
+    rig.set_observations({'policy': oracle.group_cfg(il, {
+        'image': oracle.observation_term_from_yaml(il, env['observations']['policy']['image'])})})
+    this = types.SimpleNamespace(_rl_device='cpu', _sim_device='cpu', _clip_obs=clamp,
+                                 _obs_groups={'obs': ['policy'], 'states': []},
+                                 _concate_obs_groups=True)
+    this._obs_concat_fn = wrappers.make_concat_plan([(height, width, chw[0])])[1]
+    worst = 0.0
+    for _ in range(20):
+        image, output, encoding = frame()
+        camera.data.output[data_type] = output
+        expected = wrappers.rl_games._process_obs(
+            this, rig.observation_manager.compute(update_history=True))['obs']
+        got = pipeline.process(view_image(image.tobytes(), width, height, encoding,
+                                          image.strides[0]), encoding)
+        worst = max(worst, oracle.max_abs_diff(oracle.to_numpy(expected), got))
+    oracle.report(f'import image group {data_type}, rl_games clip_observations 5',
+                  'mdp.image + RlGamesVecEnvWrapper._process_obs', worst,
+                  'depth: the clamp becomes max_depth' if data_type != 'rgb' else
+                  'rgb within [-1, 1]: the clamp changes nothing')
+    assert worst <= oracle.TOLERANCE

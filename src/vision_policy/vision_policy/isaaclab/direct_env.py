@@ -26,7 +26,8 @@ from typing import Mapping, Optional, Sequence
 import yaml
 
 from . import joint_names as jn
-from .env_yaml import clip_actions, clip_observations, control_dt, DEPTH_TYPES, image_spec
+from .env_yaml import clip_actions, clip_observations, control_dt, DEPTH_TYPES, image_clamp, \
+    image_spec
 from .report import ActionLine, ImportReport, TermLine
 
 FILL = 'FILL_ME'
@@ -96,14 +97,11 @@ def cartpole_card(env: Mapping, agent: Optional[Mapping], report: ImportReport,
         report.problem('control period', 'env.yaml lacks sim.dt or decimation')
     if not report.ok:
         return None
-    image = image_spec(camera, data_type, True)
+    image = image_spec(camera, data_type, True, report)
     limit = clip_observations(agent)
-    if limit is not None and data_type == 'depth':
-        # rl_games clamps the observation to [-c, c]; depth is >= 0 there (+inf set to 0).
-        image['max_depth'] = limit
-    elif limit is not None and limit < 1.0:
-        report.problem('agent clip_observations', f'{limit} clamps the normalised image '
-                                                  f'(values in [-1, 1]): not in the card')
+    problem = None if limit is None else image_clamp(image, limit)
+    if problem is not None:
+        report.problem('agent clip_observations', problem)
     channels = 3 if data_type == 'rgb' else 1
     shape = [1, int(camera['height']), int(camera['width']), channels]
     report.terms.append(TermLine('policy', 'image', f'tiled_camera {types[0]}',

@@ -602,6 +602,8 @@ class EnvTranslator:
         if reason is None:
             spec = image_spec(camera, data_type, params.get('normalize', True), self.report)
             chw = (3 if data_type == 'rgb' else 1, int(camera['height']), int(camera['width']))
+            if clip_observations(self.agent) is not None:
+                reason = image_clamp(spec, clip_observations(self.agent))
         self.report.terms.append(TermLine(group, 'image', f'scene.{sensor} {data_type}',
                                           None if chw is None else math.prod(chw), None, None,
                                           0, reason is None))
@@ -736,6 +738,19 @@ def image_spec(camera: Mapping, data_type: str, normalize: bool = True,
     if report is not None:
         report.warnings.extend(notes)
     return spec
+
+
+def image_clamp(spec: dict, limit: float) -> Optional[str]:
+    """Fold rl_games' clamp of every observation to [-c, c] into an image spec; or say why not."""
+    if spec['data_type'] == 'depth':
+        # Depth is >= 0 once +inf is 0: the clamp is a largest depth.
+        spec['max_depth'] = min(float(limit), spec.get('max_depth') or math.inf)
+        return None
+    top = 255.0 if spec['normalize'] == 'none' else 1.0     # isaaclab: within [-1, 1]
+    if limit >= top:
+        return None
+    return (f'agent clip_observations {limit} clamps the image (values up to {top}); the card '
+            f'cannot express that')
 
 
 def translate(env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
