@@ -199,6 +199,8 @@ def test_sim_time_recording_carries_the_clock(tmp_path, model_path):
 def test_full_queue_drops_instead_of_blocking(tmp_path, model_path):
     rec, _ = record(tmp_path / 'small.mcap', model_path, ticks=200, max_queue=1)
     assert rec.dropped > 0 and rec.error == ''
+    assert f'the recorder dropped {rec.dropped} items' in \
+        replay_recording(tmp_path / 'small.mcap').summary()
     with open(tmp_path / 'small.mcap', 'rb') as f:
         summary = mcap_reader.make_reader(f).get_summary()
     assert summary.statistics.message_count > 0

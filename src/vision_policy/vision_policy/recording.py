@@ -325,7 +325,8 @@ class Recorder:
     def __init__(self, path: str | Path, info: RecordingInfo, max_queue: int = 2000):
         self.path = Path(path)
         self.info = info
-        self.dropped = 0
+        self.queue_full = 0    # items the caller could not queue (counted by the caller)
+        self.unwritten = 0     # items the writer skipped after an error (by the writer)
         self.ticks = 0
         self.error = ''
         self._file = McapFile(self.path)
@@ -342,7 +343,12 @@ class Recorder:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self.dropped += 1
+            self.queue_full += 1
+
+    @property
+    def dropped(self) -> int:
+        """Return how many inputs and ticks are not in the file."""
+        return self.queue_full + self.unwritten
 
     def add_input(self, kind: str, msg: Any, log_time_ns: int, reliable: bool = True,
                   type_name: Optional[str] = None) -> None:
@@ -418,7 +424,7 @@ class Recorder:
             if item is None:
                 return
             if self.error:
-                self.dropped += 1
+                self.unwritten += 1
                 continue
             # Give the GIL back between items: a control thread that wants it waits for the
             # writer's next release (up to the 5 ms switch interval), and the timer must not.

@@ -185,8 +185,8 @@ def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optio
                       limits, registry)
     note = ''
     if info is not None and info.providers and info.providers[0] != core.providers[0]:
-        note = (f'recorded on {info.providers[0]}, replayed on {core.providers[0]}: another '
-                f'provider rounds differently from the network on (--providers)')
+        note += (f'recorded on {info.providers[0]}, replayed on {core.providers[0]}: another '
+                 f'provider rounds differently from the network on (--providers)')
     return Policy(core, policy_card, str(model_path), source, registry, note)
 
 
@@ -326,8 +326,12 @@ def replay_recording(path: str | Path, model: Optional[str] = None,
 
 def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> ReplayResult:
     from .core import NonFiniteError
+    dropped = int(source.metadata.get(f'{METADATA_NAME}_summary', {}).get('dropped', '0'))
+    lost = (f'the recorder dropped {dropped} items (queue full or a write error): a '
+            "difference after the first drop is the recording's, not the policy's; "
+            if dropped else '')
     result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}',
-                          note=policy.note)
+                          note=lost + policy.note)
     inputs = _Inputs(policy, info.robot_joint_names)
     core = policy.core
     kinds = {topic: kind for kind, topic in info.input_topics.items()}
