@@ -16,7 +16,9 @@ import pytest
 from test_isaaclab_fixtures import SPOT
 from test_oracle_fixtures import from_env_yaml
 from vision_policy.action import SafetyLimits
+from vision_policy.card import load_card
 from vision_policy.core import PolicyCore
+from vision_policy.image import view_image
 from vision_policy.isaaclab.importer import import_run
 from vision_policy.runtime import open_session, PolicyRuntime, RuntimeOptions
 
@@ -63,3 +65,61 @@ def test_policy_core_tick_matches_isaaclab(fixtures_dir):
                   'JointPositionAction x 2 from env.yaml', act_worst,
                   f'before the safety filter; |raw| up to {raw_seen:.2f}')
     assert obs_worst <= oracle.TOLERANCE and act_worst <= oracle.TOLERANCE
+
+
+def test_policy_core_with_camera_matches_isaaclab(model_path):
+    # The bundled card as Isaac Lab cfgs: group policy (joint_pos_rel, joint_vel_rel with
+    # scale 0.1 and clip +-50, last_action), group camera (mdp.image rgb, normalised), and
+    # a JointPositionAction (scale 0.5, default offset, clip per joint).
+    card = load_card(model_path.with_suffix('.yaml'))
+    joints = list(card.joint_names)
+    env = oracle.SyntheticEnv(il, joints, card.default_joint_pos)
+    env.set_actions({'arm': il.actions_cfg.JointPositionActionCfg(
+        asset_name='robot', joint_names=joints, preserve_order=True, scale=0.5,
+        use_default_offset=True, clip={n: tuple(c) for n, c in zip(joints, card.action.clip)})})
+    camera = env.scene.sensors['tiled_camera']
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (card.image.height, card.image.width, 3), dtype=np.uint8)
+    camera.data.output['rgb'] = torch.from_numpy(frame)[None]
+    term = il.ObservationTermCfg
+    env.set_observations({
+        'policy': oracle.group_cfg(il, {
+            'joint_pos': term(func=il.mdp.joint_pos_rel),
+            'joint_vel': term(func=il.mdp.joint_vel_rel, scale=0.1, clip=(-50.0, 50.0)),
+            'actions': term(func=il.mdp.last_action)}),
+        'camera': oracle.group_cfg(il, {'image': term(func=il.mdp.image, params={
+            'sensor_cfg': il.SceneEntityCfg('tiled_camera'), 'data_type': 'rgb'})})})
+    session = open_session(model_path, RuntimeOptions(providers=('CPUExecutionProvider',)))
+    core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs, 0),
+                      SafetyLimits.build(len(joints), [-10.0], [10.0], [10.0]))
+    worst = {'obs': 0.0, 'image': 0.0, 'targets': 0.0}
+    for tick in range(TICKS):
+        pos = (np.asarray(card.default_joint_pos) + rng.uniform(-1, 1, 3)).astype(np.float32)
+        vel = rng.uniform(-800.0, 800.0, 3).astype(np.float32)     # beyond the +-50 clip
+        frame = rng.integers(0, 256, frame.shape, dtype=np.uint8)
+        env.robot.data.joint_pos[0], env.robot.data.joint_vel[0] = (torch.from_numpy(pos),
+                                                                    torch.from_numpy(vel))
+        camera.data.output['rgb'] = torch.from_numpy(frame)[None]
+        if tick in (0, RESET):
+            env.reset()
+            core.reset()
+        expected = env.observation_manager.compute(update_history=True)
+        core.set_image(view_image(frame.tobytes(), frame.shape[1], frame.shape[0], 'rgb8',
+                                  frame.strides[0]), 'rgb8')
+        core.step(pos, vel)
+        worst['obs'] = max(worst['obs'], oracle.max_abs_diff(
+            oracle.to_numpy(expected['policy']), core.tick.inputs['obs'][0]))
+        # Isaac Lab's image is NHWC; the bundled network takes NCHW (card layout).
+        worst['image'] = max(worst['image'], oracle.max_abs_diff(
+            oracle.to_numpy(expected['camera']), core.tick.inputs['image'][0].transpose(1, 2, 0)))
+        raw = np.array(core.tick.raw, dtype=np.float32)
+        env.action_manager.process_action(torch.from_numpy(raw)[None])
+        env.action_manager.apply_action()
+        worst['targets'] = max(worst['targets'], oracle.max_rel_diff(
+            oracle.to_numpy(env.robot.data.joint_pos_target), core.tick.targets))
+    for key, function in (('obs', 'ObservationManager (policy group)'),
+                          ('image', 'mdp.image (camera group)'),
+                          ('targets', 'JointPositionAction (clip)')):
+        oracle.report(f'PolicyCore tick, bundled reach policy: {key}', function, worst[key],
+                      'NCHW = Isaac Lab NHWC transposed' if key == 'image' else '')
+    assert max(worst.values()) <= oracle.TOLERANCE

@@ -182,3 +182,26 @@ def test_image_group_under_rl_games_clip_observations(data_type):
                   'depth: the clamp becomes max_depth' if data_type != 'rgb' else
                   'rgb within [-1, 1]: the clamp changes nothing')
     assert worst <= oracle.TOLERANCE
+
+
+def test_unnormalised_depth_is_reported():
+    # Intended difference, said by the importer: Isaac Lab's image(normalize=False) keeps
+    # +inf for no return in the training depth; the card's pipeline always feeds 0 there.
+    term = il.ObservationTermCfg(func=il.mdp.image, params={
+        'sensor_cfg': il.SceneEntityCfg('tiled_camera'), 'data_type': 'distance_to_camera',
+        'normalize': False})
+    env = load_text(yaml.dump({
+        'sim': {'dt': 0.005}, 'decimation': 4,
+        'scene': {'robot': {'init_state': {'joint_pos': INIT_JOINT_POS}},
+                  'tiled_camera': {'width': 8, 'height': 6, 'data_types': ['distance_to_camera']}},
+        'observations': {'policy': class_to_dict(oracle.group_cfg(il, {'image': term}))},
+        'actions': {'arm': class_to_dict(il.actions_cfg.JointPositionActionCfg(
+            asset_name='robot', joint_names=['.*']))}}), 'env.yaml')
+    report = ImportReport(source='env.yaml')
+    tr = translator.translate(env, None, JOINTS, report, HARD_LIMITS)
+    assert tr.images and any('normalize false kept +inf' in w for w in report.warnings)
+    rig = oracle.SyntheticEnv(il, JOINTS, DEFAULTS)
+    depth = np.full((1, 6, 8, 1), np.inf, dtype=np.float32)
+    rig.scene.sensors['tiled_camera'].data.output['distance_to_camera'] = torch.from_numpy(depth)
+    rig.set_observations({'policy': oracle.group_cfg(il, {'image': term})})
+    assert np.isinf(oracle.to_numpy(rig.observation_manager.compute()['policy'])).all()

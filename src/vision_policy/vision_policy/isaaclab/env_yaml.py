@@ -604,6 +604,10 @@ class EnvTranslator:
             chw = (3 if data_type == 'rgb' else 1, int(camera['height']), int(camera['width']))
             if clip_observations(self.agent) is not None:
                 reason = image_clamp(spec, clip_observations(self.agent))
+            if data_type != 'rgb' and params.get('normalize', True) is False:
+                self.report.warnings.append(
+                    f'term {group}.image: normalize false kept +inf (no return) in the '
+                    f'training depth; the card feeds 0 there, as for normalize true')
         self.report.terms.append(TermLine(group, 'image', f'scene.{sensor} {data_type}',
                                           None if chw is None else math.prod(chw), None, None,
                                           0, reason is None))
