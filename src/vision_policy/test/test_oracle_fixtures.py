@@ -42,9 +42,12 @@ class ParityRig:
     """Isaac Lab's managers and a workspace card on one synthetic scene, tick by tick."""
 
     def __init__(self, joints, defaults, il_terms, group_options, card_terms, card,
-                 il_actions, group='policy', commands=(), soft_limits=None):
+                 il_actions, group='policy', commands=(), soft_limits=None, scanners=None):
         self.joints, self.defaults, self.group = list(joints), list(defaults), group
-        self.env = oracle.SyntheticEnv(il, self.joints, self.defaults, soft_limits)
+        # name -> Isaac Lab GridPatternCfg of a height scanner (one at most feeds the card)
+        self.patterns = dict(scanners or {})
+        self.env = oracle.SyntheticEnv(il, self.joints, self.defaults, soft_limits, scanners={
+            n: oracle.HeightScanner(il, p) for n, p in self.patterns.items()})
         self.actions_core = il_actions is not None
         if self.actions_core:
             self.env.set_actions(il_actions)
@@ -79,7 +82,23 @@ class ParityRig:
             command = rng.uniform(-1.0, 1.0, 3).astype(np.float32)
             self.env.command_manager.commands[name][0] = torch.from_numpy(command)
             self.extras['velocity_command'] = command
+        for name, pattern in self.patterns.items():
+            self.extras['height_map'] = self._terrain(name, pattern)
         return pos, vel
+
+    def _terrain(self, name, pattern):
+        """Random hit heights under a scanner: its RayCaster data and the ROS height map."""
+        scanner = self.env.scene.sensors[name]
+        size, res = pattern.size, pattern.resolution
+        ix = np.round((scanner.ray_xy[:, 0] + size[0] / 2) / res).astype(int)
+        iy = np.round((scanner.ray_xy[:, 1] + size[1] / 2) / res).astype(int)
+        sensor_z = np.float32(self.rng.uniform(0.3, 0.8))
+        heights = self.rng.uniform(-1.2, 0.2, (iy.max() + 1, ix.max() + 1)).astype(np.float32)
+        hits = np.zeros((1, len(ix), 3), dtype=np.float32)
+        hits[0, :, 2] = heights[iy, ix] + sensor_z
+        scanner.data.ray_hits_w = torch.from_numpy(hits)
+        scanner.data.pos_w = torch.tensor([[0.0, 0.0, float(sensor_z)]])
+        return heights   # (ny, nx), in the sensor frame: rows along y
 
     def run(self):
         """(max |obs difference|, max scaled |target difference| or None) over the ticks."""
@@ -150,6 +169,14 @@ def from_env_dict(env_cfg, agent, joints, joint_limits=None):
         if all(oracle.is_core(c['class_type']) for c in actions.values()) else None
     commands = sorted({e['params']['command_name'] for _, e, _ in compared
                        if e['func'].endswith(':generated_commands')})
+    scanners = {}
+    for _, entry, _ in compared:
+        if entry['func'].endswith(':height_scan'):
+            name = entry['params']['sensor_cfg']['name']
+            pattern = env_cfg['scene'][name]['pattern_cfg']
+            scanners[name] = il.patterns.GridPatternCfg(
+                size=tuple(pattern['size']), resolution=pattern['resolution'],
+                ordering=pattern.get('ordering', 'xy'))
     rig = ParityRig(
         joints, oracle.default_joint_pos(il, env_cfg, joints),
         {n: oracle.observation_term_from_yaml(il, e) for n, e, _ in compared},
@@ -158,7 +185,8 @@ def from_env_dict(env_cfg, agent, joints, joint_limits=None):
         [t for _, _, t in compared],
         {'control_dt': tr.control_dt, 'joint_names': list(joints),
          'default_joint_pos': list(tr.default_joint_pos), 'action': tr.action},
-        il_actions, tr.group, commands, oracle.soft_limits(il, env_cfg, joints, joint_limits))
+        il_actions, tr.group, commands, oracle.soft_limits(il, env_cfg, joints, joint_limits),
+        scanners)
     rig.tr, rig.skipped, rig.compared, rig.env_cfg = tr, skipped, compared, env_cfg
     return rig
 

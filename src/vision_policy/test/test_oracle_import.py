@@ -54,7 +54,19 @@ def observation_terms():
             'robot', joint_names=['arm_elbow', 'lf_.*'], preserve_order=True)}),
         'absolute': term(il.mdp.joint_pos, clip=(-1.0, 1.0)),
         'actions': term(il.mdp.last_action, clip=(-3.0, 3.0)),
+        'height_scan': term(il.mdp.height_scan, clip=(-1.0, 1.0), params={
+            'sensor_cfg': robot('height_scanner'), 'offset': 0.4}),
     }
+
+
+def height_scanner():
+    """Isaac Lab's rough-terrain height scanner cfg, with a grid ordered y fastest."""
+    from isaaclab.sensors import RayCasterCfg
+    return RayCasterCfg(prim_path='{ENV_REGEX_NS}/Robot/base', ray_alignment='yaw',
+                        offset=RayCasterCfg.OffsetCfg(pos=(0.0, 0.0, 20.0)),
+                        pattern_cfg=il.patterns.GridPatternCfg(resolution=0.1, size=[0.8, 0.5],
+                                                               ordering='yx'),
+                        mesh_prim_paths=['/World/ground'])
 
 
 def env_yaml(actions):
@@ -63,7 +75,8 @@ def env_yaml(actions):
         'sim': {'dt': 0.005}, 'decimation': 4,
         'scene': {'robot': {'init_state': {'joint_pos': INIT_JOINT_POS,
                                            'joint_vel': {'.*': 0.0}},
-                            'soft_joint_pos_limit_factor': 0.9}},
+                            'soft_joint_pos_limit_factor': 0.9},
+                  'height_scanner': class_to_dict(height_scanner())},
         'observations': {'policy': class_to_dict(oracle.group_cfg(il, observation_terms()))},
         'actions': {name: class_to_dict(cfg) for name, cfg in actions.items()},
         'commands': {'base_velocity': {
