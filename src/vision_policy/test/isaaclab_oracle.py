@@ -121,6 +121,26 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
 
 
 # --------------------------------------------------------------------------- loading
+class _SourceFinder(importlib.abc.MetaPathFinder):
+    """
+    Finds Isaac Lab's packages in the wheel's ``source/<package>/<package>`` folders.
+
+    Only these names: putting ``source/<package>`` on sys.path would also expose the
+    ``test``, ``docs`` and ``config`` folders beside them as top-level modules.
+    """
+
+    PACKAGES = ('isaaclab', 'isaaclab_contrib', 'isaaclab_tasks', 'isaaclab_assets',
+                'isaaclab_rl')
+
+    def __init__(self, root: Path):
+        self.folders = {p: str(root / p) for p in self.PACKAGES}
+
+    def find_spec(self, fullname, path, target=None):
+        folder = self.folders.get(fullname)
+        return None if folder is None else importlib.machinery.PathFinder.find_spec(
+            fullname, [folder])
+
+
 def source_root() -> Path:
     """Folder holding Isaac Lab's packages (``isaaclab``, ``isaaclab_tasks``) in the wheel."""
     spec = importlib.util.find_spec('isaaclab')
@@ -144,12 +164,10 @@ def load() -> types.SimpleNamespace:
     Calling it again returns the modules already imported.
     """
     root = source_root()
-    for package in ('isaaclab', 'isaaclab_contrib', 'isaaclab_tasks', 'isaaclab_assets'):
-        path = str(root / package)
-        if path not in sys.path:
-            # Ahead of site-packages: the wheel's top-level ``isaaclab`` is a launcher that
-            # boots Isaac Sim; the framework itself is source/isaaclab/isaaclab.
-            sys.path.insert(0, path)
+    if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
+        # Ahead of site-packages: the wheel's top-level ``isaaclab`` is a launcher that
+        # boots Isaac Sim; the framework itself is source/isaaclab/isaaclab.
+        sys.meta_path.insert(0, _SourceFinder(root))
     if not any(isinstance(f, _StandInFinder) and f.roots == frozenset(SIMULATOR_ROOTS)
                for f in sys.meta_path):
         sys.meta_path.insert(0, _StandInFinder(SIMULATOR_ROOTS))
