@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock

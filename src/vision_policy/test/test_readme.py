@@ -20,7 +20,7 @@ README = (ROOT / 'README.md').read_text()
 
 
 def commands() -> list:
-    """Return the README's shell commands (continuation lines joined, comments dropped)."""
+    """List the README shell commands, continuation lines joined and comments dropped."""
     blocks, fence = [], None
     for line in README.splitlines():
         if line.startswith('```'):
