@@ -218,3 +218,23 @@ def test_unnormalised_depth_is_reported():
     rig.scene.sensors['tiled_camera'].data.output['distance_to_camera'] = torch.from_numpy(depth)
     rig.set_observations({'policy': oracle.group_cfg(il, {'image': term})})
     assert np.isinf(oracle.to_numpy(rig.observation_manager.compute()['policy'])).all()
+
+
+def test_rl_games_clamps_the_card_cannot_express_are_refused():
+    # clip_observations after a per-value scale of unequal sizes is no single clip range,
+    # and a 0..255 image under a clamp of 5 is another image: both refused, named.
+    agent = {'params': {'env': {'clip_observations': 5.0}}}
+    terms = {'cmd': il.ObservationTermCfg(func=il.mdp.generated_commands, scale=(2.0, 2.0, 0.25),
+                                          params={'command_name': 'base_velocity'})}
+    env = load_text(env_yaml({}), 'env.yaml')
+    env['observations']['policy'] = class_to_dict(oracle.group_cfg(il, terms))
+    report = ImportReport(source='env.yaml')
+    translator.translate(env, agent, JOINTS, report, HARD_LIMITS)
+    assert any('per-value scale' in p.reason for p in report.problems), report.render()
+    image = il.ObservationTermCfg(func=il.mdp.image, params={
+        'sensor_cfg': il.SceneEntityCfg('tiled_camera'), 'data_type': 'rgb', 'normalize': False})
+    env['scene']['tiled_camera'] = {'width': 8, 'height': 6, 'data_types': ['rgb']}
+    env['observations']['policy'] = class_to_dict(oracle.group_cfg(il, {'image': image}))
+    report = ImportReport(source='env.yaml')
+    translator.translate(env, agent, JOINTS, report, HARD_LIMITS)
+    assert any('clamps the image' in p.reason for p in report.problems), report.render()
