@@ -224,10 +224,35 @@ def _load_files(files: Mapping[str, Path], roots: Sequence[str]) -> dict:
     return modules
 
 
-def load_task(il, relative_path: str) -> types.ModuleType:
-    """Load an ``isaaclab_tasks`` module from its file (the package imports every task)."""
-    path = il.root / 'isaaclab_tasks' / 'isaaclab_tasks' / relative_path
-    return _load_files({path.stem: path}, OPTIONAL_ROOTS)[path.stem]
+def load_task_module(il, dotted: str) -> types.ModuleType:
+    """
+    Import an ``isaaclab_tasks`` module that uses relative imports, by its dotted name.
+
+    Its parent packages are registered empty (their ``__init__`` files import every
+    task and register gym ids); absent optional packages get stand-ins while it loads.
+    """
+    parts = dotted.split('.')
+    folder = il.root / 'isaaclab_tasks'
+    for i in range(1, len(parts)):
+        folder = folder / parts[i - 1]
+        name = '.'.join(parts[:i])
+        if name not in sys.modules:
+            package = types.ModuleType(name)
+            package.__path__ = [str(folder)]
+            sys.modules[name] = package
+    roots = [m for m in OPTIONAL_ROOTS + ('torchvision',)
+             if m not in sys.modules and importlib.util.find_spec(m) is None]
+    finder = _StandInFinder(roots)
+    sys.meta_path.append(finder)
+    try:
+        return importlib.import_module(dotted)
+    except Exception as exc:  # noqa: B902 (any failure means: that part of the oracle is absent)
+        raise OracleUnavailable(f'importing {dotted} failed: {type(exc).__name__}: {exc}') \
+            from exc
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [n for n in sys.modules if n.split('.')[0] in roots]:
+            del sys.modules[name]
 
 
 def load_wrappers(il) -> types.SimpleNamespace:

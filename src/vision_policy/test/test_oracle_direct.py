@@ -5,13 +5,12 @@ Isaac Lab's direct cartpole camera tasks: the importer's card against the task's
 camera and cartpole: its ``_get_observations``, ``_pre_physics_step`` and
 ``_apply_action``, inside rl_games' ``RlGamesVecEnvWrapper.step`` (the fixture was
 trained with rl_games, ``clip_observations`` 5, ``clip_actions`` 1). The card
-``vision_policy_import`` writes from the fixture's env.yaml (RGB), and from the
-same env.yaml with the depth task's camera (``CartpoleDepthCameraEnvCfg``), is
-run through this workspace's image pipeline and observation builder on the same
-frames, 100 ticks each.
+``vision_policy_import`` writes from the fixture's env.yaml (RGB), and from an
+env.yaml written as Isaac Lab writes it (``yaml.dump(class_to_dict(cfg))``) from the
+depth task's own ``CartpoleDepthCameraEnvCfg``, is run through this workspace's image
+pipeline and observation builder on the same frames, 100 ticks each.
 """
 
-import copy
 import functools
 import types
 
@@ -24,12 +23,15 @@ from vision_policy.isaaclab import direct_env
 from vision_policy.isaaclab.importer import import_run
 from vision_policy.isaaclab.report import ImportReport
 from vision_policy.isaaclab.yaml_loader import load_file
+from vision_policy.isaaclab.yaml_loader import load_text
 from vision_policy.observation import ObservationBuilder, Sample
+import yaml
 
 il = oracle.load_or_skip()
 torch = pytest.importorskip('torch')
+from isaaclab.utils import class_to_dict  # noqa: E402,I100 (importable after load())
 try:
-    task = oracle.load_task(il, 'direct/cartpole/cartpole_camera_env.py')
+    task = oracle.load_task_module(il, 'isaaclab_tasks.direct.cartpole.cartpole_camera_env')
     wrappers = oracle.load_wrappers(il)
 except oracle.OracleUnavailable as exc:
     pytest.skip(str(exc), allow_module_level=True)
@@ -39,16 +41,16 @@ TICKS = 100
 CFGS = {'rgb': task.CartpoleRGBCameraEnvCfg, 'depth': task.CartpoleDepthCameraEnvCfg}
 
 
+def dumped(cfg):
+    """Return env.yaml as Isaac Lab's train.py writes it for a cfg, parsed by the importer."""
+    return load_text(yaml.dump(class_to_dict(cfg)), type(cfg).__name__)
+
+
 def fixture_files(fixtures_dir, variant):
-    """(env.yaml, agent.yaml) of the fixture; the depth variant takes the depth task's camera."""
+    """(env.yaml, agent.yaml): the fixture's run; for depth, the depth task's own cfg."""
     env = load_file(fixtures_dir / RUN / 'params' / 'env.yaml')
     agent = load_file(fixtures_dir / RUN / 'params' / 'agent.yaml')
-    if variant == 'depth':
-        env = copy.deepcopy(env)
-        cfg = CFGS['depth']()
-        env['tiled_camera']['data_types'] = list(cfg.tiled_camera.data_types)
-        env['observation_space'] = list(cfg.observation_space)
-    return env, agent
+    return (env if variant == 'rgb' else dumped(CFGS['depth']())), agent
 
 
 class CartpoleRig:
@@ -159,3 +161,25 @@ def test_importer_writes_the_complete_cartpole_card(fixtures_dir):
     assert 'FILL_ME' not in result.template
     assert card_from_dict(result.card_data).image.normalize == 'isaaclab'
     assert result.card_data['joint_names'] == ['slider_to_cart', 'cart_to_pole']
+
+
+def test_isaaclab_direct_camera_tasks_are_recognised_from_their_own_cfg():
+    vision = oracle.load_task_module(
+        il, 'isaaclab_tasks.direct.shadow_hand.shadow_hand_vision_env')
+    plain = oracle.load_task_module(il, 'isaaclab_tasks.direct.shadow_hand.shadow_hand_env_cfg')
+    for cfg, expected in ((task.CartpoleRGBCameraEnvCfg(), direct_env.CARTPOLE_CAMERA),
+                          (task.CartpoleDepthCameraEnvCfg(), direct_env.CARTPOLE_CAMERA),
+                          (vision.ShadowHandVisionEnvCfg(), direct_env.SHADOW_HAND_VISION),
+                          (plain.ShadowHandEnvCfg(), None)):
+        env = dumped(cfg)
+        assert direct_env.is_direct(env)
+        assert direct_env.recognise(env) is expected, type(cfg).__name__
+
+
+def test_cartpole_space_variants_are_refused():
+    # cartpole_showcase's envs share CartpoleCameraEnvCfg's fields but not its spaces.
+    env = dumped(task.CartpoleRGBCameraEnvCfg())
+    env['action_space'] = {'n': 3}                     # a Discrete action
+    report = ImportReport(source='showcase')
+    assert direct_env.cartpole_card(env, None, report) is None
+    assert [p.what for p in report.problems] == ['spaces']

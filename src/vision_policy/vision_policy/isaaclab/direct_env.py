@@ -95,6 +95,15 @@ def cartpole_card(env: Mapping, agent: Optional[Mapping], report: ImportReport,
                                        f'found data_types {types}')
     if report.control_dt is None:
         report.problem('control period', 'env.yaml lacks sim.dt or decimation')
+    channels = 3 if data_type == 'rgb' else 1
+    space = env.get('observation_space')
+    if report.ok and (space != [camera['height'], camera['width'], channels] or
+                      env.get('action_space') not in (1, [1])):
+        # cartpole_showcase's variants (Dict/Tuple observations, Discrete actions) share the
+        # cfg fields but map spaces differently in their own env code.
+        report.problem('spaces', f'observation_space {space!r}, action_space '
+                                 f'{env.get("action_space")!r}: only the image Box [H, W, C] '
+                                 f'and one continuous action of CartpoleCameraEnv are known')
     if not report.ok:
         return None
     image = image_spec(camera, data_type, True, report)
@@ -102,7 +111,6 @@ def cartpole_card(env: Mapping, agent: Optional[Mapping], report: ImportReport,
     problem = None if limit is None else image_clamp(image, limit)
     if problem is not None:
         report.problem('agent clip_observations', problem)
-    channels = 3 if data_type == 'rgb' else 1
     shape = [1, int(camera['height']), int(camera['width']), channels]
     report.terms.append(TermLine('policy', 'image', f'tiled_camera {types[0]}',
                                  shape[1] * shape[2] * shape[3]))
