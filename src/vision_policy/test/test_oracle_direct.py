@@ -183,3 +183,14 @@ def test_cartpole_space_variants_are_refused():
     report = ImportReport(source='showcase')
     assert direct_env.cartpole_card(env, None, report) is None
     assert [p.what for p in report.problems] == ['spaces']
+
+
+def test_importer_refuses_the_shadow_hand_vision_task(tmp_path):
+    vision = oracle.load_task_module(
+        il, 'isaaclab_tasks.direct.shadow_hand.shadow_hand_vision_env')
+    (tmp_path / 'params').mkdir()
+    (tmp_path / 'params' / 'env.yaml').write_text(
+        yaml.dump(class_to_dict(vision.ShadowHandVisionEnvCfg())))
+    result = import_run(tmp_path)
+    assert result.card_data is None and result.template is None
+    assert 'FeatureExtractor' in result.report.problems[0].reason
