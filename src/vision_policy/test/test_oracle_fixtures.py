@@ -51,9 +51,11 @@ class ParityRig:
         self.actions_core = il_actions is not None
         if self.actions_core:
             self.env.set_actions(il_actions)
-        self.commands = list(commands)
-        for name in self.commands:
-            self.env.command_manager.commands[name] = torch.zeros(1, 3)
+        # command name -> 'velocity' or 'pose' / 'pose_unique' (make_quat_unique)
+        self.commands = dict(commands)
+        for name, kind in self.commands.items():
+            self.env.command_manager.commands[name] = torch.zeros(1, 3 if kind == 'velocity'
+                                                                  else 7)
         self.rng = np.random.default_rng(0)
         self.extras = {}
         self.draw()     # the managers call each term once at construction
@@ -78,10 +80,22 @@ class ParityRig:
                                                           torch.from_numpy(lin_vel))
         self.extras = {'imu_orientation': quat[[1, 2, 3, 0]], 'imu_angular_velocity': ang_vel,
                        'base_lin_vel': lin_vel}
-        for name in self.commands:
-            command = rng.uniform(-1.0, 1.0, 3).astype(np.float32)
-            self.env.command_manager.commands[name][0] = torch.from_numpy(command)
-            self.extras['velocity_command'] = command
+        for name, kind in self.commands.items():
+            command = self.env.command_manager.commands[name]
+            if kind == 'velocity':
+                value = rng.uniform(-1.0, 1.0, 3).astype(np.float32)
+                command[0] = torch.from_numpy(value)
+                self.extras['velocity_command'] = value
+                continue
+            # A pose in the base frame (x, y, z, qw, qx, qy, qz); UniformPoseCommand makes
+            # the quaternion unique when it samples, if configured; ROS may carry either sign.
+            value = np.concatenate([rng.uniform(-1.0, 1.0, 3), rng.normal(size=4)])
+            value[3:] /= np.linalg.norm(value[3:])
+            value = value.astype(np.float32)
+            command[0] = torch.from_numpy(value)
+            if kind == 'pose_unique':
+                command[0, 3:] = il.math.quat_unique(command[0, 3:])
+            self.extras['pose_command'] = value
         for name, pattern in self.patterns.items():
             self.extras['height_map'] = self._terrain(name, pattern)
         return pos, vel
@@ -167,8 +181,14 @@ def from_env_dict(env_cfg, agent, joints, joint_limits=None):
     actions = {n: c for n, c in (env_cfg.get('actions') or {}).items() if c is not None}
     il_actions = {n: oracle.action_term_from_yaml(il, c) for n, c in actions.items()} \
         if all(oracle.is_core(c['class_type']) for c in actions.values()) else None
-    commands = sorted({e['params']['command_name'] for _, e, _ in compared
-                       if e['func'].endswith(':generated_commands')})
+    commands = {}
+    for _, entry, _ in compared:
+        if entry['func'].endswith(':generated_commands'):
+            name = entry['params']['command_name']
+            cmd = (env_cfg.get('commands') or {}).get(name) or {}
+            pose = str(cmd.get('class_type')).endswith('PoseCommand')
+            commands[name] = ('pose_unique' if cmd.get('make_quat_unique') else 'pose') \
+                if pose else 'velocity'
     scanners = {}
     for _, entry, _ in compared:
         if entry['func'].endswith(':height_scan'):
@@ -244,8 +264,8 @@ def from_descriptors(path, onnx=None):
             scale=per_joint(scale), offset=per_joint(action['offset']),
             use_default_offset=False,
             clip=None if clip is None else {n: tuple(c) for n, c in zip(names, clip)})
-    commands = ['base_velocity'] if any(e['name'] == 'generated_commands'
-                                        for _, e, _ in compared) else []
+    uses_command = any(e['name'] == 'generated_commands' for _, e, _ in compared)
+    commands = {'base_velocity': 'velocity'} if uses_command else {}
     card = {k: v for k, v in result.card_data.items() if k not in ('inputs', 'observations')}
     rig = ParityRig(joints, defaults, il_terms, {}, [t for _, _, t in compared], card,
                     il_actions, group, commands)

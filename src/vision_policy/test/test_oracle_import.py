@@ -29,6 +29,7 @@ torch = pytest.importorskip('torch')
 from isaaclab.utils import class_to_dict  # noqa: E402,I100 (importable after load())
 
 HARD_LIMITS = dict(zip(JOINTS, SOFT_LIMITS))      # the importer's --urdf limits
+COMMANDS = 'isaaclab.envs.mdp.commands.'
 KNEES_ARM = ['.*_knee', 'arm_.*']
 # Regexes as a robot cfg writes them (arm_shoulder matches none: 0).
 INIT_JOINT_POS = {'lf_hip': 0.1, 'lf_knee': -0.7, 'rf_hip': -0.1, 'rf_knee': 0.7,
@@ -56,6 +57,7 @@ def observation_terms():
         'actions': term(il.mdp.last_action, clip=(-3.0, 3.0)),
         'height_scan': term(il.mdp.height_scan, clip=(-1.0, 1.0), params={
             'sensor_cfg': robot('height_scanner'), 'offset': 0.4}),
+        'ee_pose': term(il.mdp.generated_commands, params={'command_name': 'ee_pose'}),
     }
 
 
@@ -79,8 +81,10 @@ def env_yaml(actions):
                   'height_scanner': class_to_dict(height_scanner())},
         'observations': {'policy': class_to_dict(oracle.group_cfg(il, observation_terms()))},
         'actions': {name: class_to_dict(cfg) for name, cfg in actions.items()},
-        'commands': {'base_velocity': {
-            'class_type': 'isaaclab.envs.mdp.commands.velocity_command:UniformVelocityCommand'}},
+        'commands': {
+            'base_velocity': {'class_type': COMMANDS + 'velocity_command:UniformVelocityCommand'},
+            'ee_pose': {'class_type': COMMANDS + 'pose_command:UniformPoseCommand',
+                        'make_quat_unique': True}},
     }
     return yaml.dump(env)
 
