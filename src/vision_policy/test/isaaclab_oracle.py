@@ -455,6 +455,7 @@ class SyntheticEnv:
         self.action_manager.apply_action()
         if self.physics is not None:
             self.physics()      # the simulation moves the scene on before the observation
+        self.episode_length_buf += 1
         obs = self.observation_manager.compute(update_history=True)
         zeros = torch.zeros(self.num_envs, dtype=torch.bool)
         return obs, torch.zeros(self.num_envs), zeros, zeros.clone(), {}
@@ -468,6 +469,7 @@ class SyntheticEnv:
         """Episode reset, in ManagerBasedEnv._reset_idx order (observations, then actions)."""
         import torch
         env_ids = torch.arange(self.num_envs)   # _reset_idx passes indices, never None
+        self.episode_length_buf[env_ids] = 0
         for manager in (self.observation_manager, self.action_manager):
             if manager is not None:
                 manager.reset(env_ids)

@@ -78,8 +78,14 @@ class ParityRig:
         data.root_quat_w[0] = torch.from_numpy(quat)
         data.root_ang_vel_b[0], data.root_lin_vel_b[0] = (torch.from_numpy(ang_vel),
                                                           torch.from_numpy(lin_vel))
+        lin_acc, base_pos = (rng.uniform(-5.0, 5.0, 3).astype(np.float32) for _ in range(2))
+        data.root_pos_w[0] = torch.from_numpy(base_pos)
+        imu = self.env.scene.sensors['imu'].data    # an IMU aligned with the base
+        imu.quat_w[0], imu.ang_vel_b[0] = torch.from_numpy(quat), torch.from_numpy(ang_vel)
+        imu.lin_acc_b[0] = torch.from_numpy(lin_acc)
         self.extras = {'imu_orientation': quat[[1, 2, 3, 0]], 'imu_angular_velocity': ang_vel,
-                       'base_lin_vel': lin_vel}
+                       'base_lin_vel': lin_vel, 'imu_linear_acceleration': lin_acc,
+                       'base_pos': base_pos}
         for name, kind in self.commands.items():
             command = self.env.command_manager.commands[name]
             if kind == 'velocity':
@@ -140,6 +146,7 @@ class ParityRig:
             raw = self.rng.normal(0.0, 1.5, mapper.width).astype(np.float32)
             self.env.action_manager.process_action(torch.from_numpy(raw)[None])
             self.env.action_manager.apply_action()
+            self.env.episode_length_buf += 1     # ManagerBasedRLEnv.step counts the step
             targets = oracle.to_numpy(self.env.robot.data.joint_pos_target)
             order = [self.joints.index(n) for n in mapper.joint_names]
             act_worst = max(act_worst, oracle.max_rel_diff(targets[order],

@@ -58,6 +58,12 @@ def observation_terms():
         'height_scan': term(il.mdp.height_scan, clip=(-1.0, 1.0), params={
             'sensor_cfg': robot('height_scanner'), 'offset': 0.4}),
         'ee_pose': term(il.mdp.generated_commands, params={'command_name': 'ee_pose'}),
+        'imu_quat': term(il.mdp.imu_orientation),
+        'root_quat': term(il.mdp.root_quat_w, params={'make_quat_unique': True}),
+        'imu_acc': term(il.mdp.imu_lin_acc, scale=0.1),
+        'height': term(il.mdp.base_pos_z),
+        'time': term(il.mdp.current_time_s),
+        'time_left': term(il.mdp.remaining_time_s),
     }
 
 
@@ -74,7 +80,7 @@ def height_scanner():
 def env_yaml(actions):
     """Write env.yaml text as Isaac Lab's dump_yaml does, for these observation/action cfgs."""
     env = {
-        'sim': {'dt': 0.005}, 'decimation': 4,
+        'sim': {'dt': 0.005}, 'decimation': 4, 'episode_length_s': 20.0,
         'scene': {'robot': {'init_state': {'joint_pos': INIT_JOINT_POS,
                                            'joint_vel': {'.*': 0.0}},
                             'soft_joint_pos_limit_factor': 0.9},

@@ -399,10 +399,8 @@ def _group(name: str, data: Any, where: str) -> GroupSpec:
         raise CardError(f'{f.path("history_length")}: expected >= 0, found {history}')
     flatten = f.get('flatten_history_dim', True, bool)
     f.finish()
-    names = [t.name for t in terms]
-    dup = sorted({n for n in names if names.count(n) > 1 and n != 'image'})
-    if dup:
-        raise CardError(f'{f.path("terms")}: term(s) {dup} listed twice')
+    # A term may repeat: Isaac Lab groups use one function twice (joint_pos_rel of the legs
+    # and of the arm; imu_orientation and root_quat_w), and the builder keys them '#i'.
     return GroupSpec(name=name, terms=terms, history_length=history, flatten_history_dim=flatten)
 
 
