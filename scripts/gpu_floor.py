@@ -94,17 +94,15 @@ def binding_floor(model, provider, runs):
     builder = ObservationBuilder(card)
     for buf in builder.inputs.values():
         buf[...] = np.random.default_rng(0).standard_normal(buf.shape)
-    for device_buffers in (False, True) if provider == 'CUDAExecutionProvider' else (False,):
-        runtime = PolicyRuntime(session, card, builder.inputs, warmup_runs=100,
-                                device_buffers=device_buffers)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            runtime.run()
-            times.append(time.perf_counter() - t0)
-        kind = 'inputs in device buffers, one upload and one read-back per run' if \
-            runtime.device_inputs else 'host arrays bound'
-        print(f'PolicyRuntime {runtime.provider} ({kind}): {percentiles(times)}')
+    runtime = PolicyRuntime(session, card, builder.inputs, warmup_runs=100)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runtime.run()
+        times.append(time.perf_counter() - t0)
+    kind = 'inputs in device buffers, one upload and one read-back per run' if \
+        runtime.device_inputs else 'host arrays bound'
+    print(f'PolicyRuntime {runtime.provider} ({kind}): {percentiles(times)}')
 
 
 def main():

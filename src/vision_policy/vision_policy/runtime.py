@@ -5,12 +5,12 @@ The session is built for latency on a robot computer: one inference at a time,
 a fixed small thread pool, full graph optimisation, and outputs written into
 preallocated buffers through I/O binding so a tick allocates nothing.
 
-With the CUDA provider each tick uploads each input once and reads the outputs back once
-into the same host arrays. By default onnxruntime makes that upload from the bound host
-arrays on its own stream; ``device_buffers=True`` binds device buffers (OrtValue) that
-are filled explicitly instead. On an H200 the default measured 0.258 ms p50 for the
-bundled model against 0.292 ms with explicit device buffers (and 0.284 ms for a plain
-``session.run``), so explicit buffers are kept for models whose inputs stay on the GPU.
+With the CUDA (or TensorRT) provider the inputs live in bound device buffers (OrtValue):
+each tick uploads each input once and reads the outputs back once into the host arrays.
+Binding the host arrays themselves (``bind_cpu_input``) is not an option there: on an
+H200 with onnxruntime-gpu 1.31.1 such a binding kept the values of the moment it was
+bound, so every tick returned the first tick's action whatever the inputs (seen in
+test_runtime.py's CUDA test). With device buffers the bundled model ran in 0.26 ms p50.
 TensorRT, when its libraries load, caches its engines on disk (``trt_cache_dir``) so a
 restart does not rebuild them; where TensorRT is absent it is skipped before the session
 is made, so onnxruntime logs no failed provider.
@@ -194,8 +194,7 @@ class PolicyRuntime:
     """Runs the policy once per tick on the builder's input buffers."""
 
     def __init__(self, session: ort.InferenceSession, card: PolicyCard,
-                 inputs: dict, warmup_runs: int = 3, registry=None,
-                 device_buffers: bool = False):
+                 inputs: dict, warmup_runs: int = 3, registry=None):
         problems = check_io(session, card, registry)
         if problems:
             raise ModelError('model does not match its card: ' + '; '.join(problems))
@@ -212,11 +211,10 @@ class PolicyRuntime:
                 shape = [d if isinstance(d, int) else 1 for d in out.shape]
                 self._outputs[out.name] = np.zeros(shape, dtype=np.float32)
         self._binding = session.io_binding()
-        # With device_buffers on CUDA (and TensorRT, which takes CUDA memory) the inputs get
-        # device buffers, filled from the host arrays once per tick; otherwise the host
-        # arrays are bound and onnxruntime uploads them once per run itself.
+        # On CUDA (and TensorRT, which takes CUDA memory) the inputs get device buffers,
+        # filled from the host arrays once per tick; on the CPU the host arrays are bound.
         self._device = {}
-        if device_buffers and self.provider in (CUDA, TENSORRT):
+        if self.provider in (CUDA, TENSORRT):
             for name, array in self._inputs.items():
                 value = ort.OrtValue.ortvalue_from_numpy(array, 'cuda', 0)
                 self._binding.bind_ortvalue_input(name, value)
