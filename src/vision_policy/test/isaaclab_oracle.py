@@ -433,6 +433,7 @@ class SyntheticEnv:
         self.observation_manager = None
         self.cfg = types.SimpleNamespace(is_finite_horizon=False)
         self.physics = None
+        self.reset_in_step = False
         # ManagerBasedRLEnv's episode clock: steps since the reset, step_dt, episode length.
         import torch
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long)
@@ -456,6 +457,10 @@ class SyntheticEnv:
         if self.physics is not None:
             self.physics()      # the simulation moves the scene on before the observation
         self.episode_length_buf += 1
+        if self.reset_in_step:
+            # A terminated episode: _reset_idx runs before the step's observation.
+            self.reset_in_step = False
+            self.reset()
         obs = self.observation_manager.compute(update_history=True)
         zeros = torch.zeros(self.num_envs, dtype=torch.bool)
         return obs, torch.zeros(self.num_envs), zeros, zeros.clone(), {}

@@ -12,6 +12,7 @@ same files runs through this workspace on the same samples.
 """
 
 import functools
+import types
 
 import isaaclab_oracle as oracle
 import numpy as np
@@ -31,13 +32,14 @@ except oracle.OracleUnavailable as exc:
 
 RUN = 'spot_arm_standing__DevMarkusLejon_RLonSpot'
 TICKS = 100
+RESET = 55      # an episode ends inside this step
 
 
 def wrapped(rig, library, clip_actions, clip_obs=None):
     """Give (step(actions) -> obs, obs after reset) through the wrapper's own ``step``."""
     env, group = rig.env, rig.group
     if library == 'rsl_rl':
-        this = types_namespace(clip_actions=clip_actions, env=env, unwrapped=env, num_envs=1)
+        this = types.SimpleNamespace(clip_actions=clip_actions, env=env, unwrapped=env, num_envs=1)
 
         def step(actions):
             wrappers.rsl_rl.step(this, actions)
@@ -45,20 +47,13 @@ def wrapped(rig, library, clip_actions, clip_obs=None):
             return env.observation_manager._obs_buffer[group]
         return step, lambda obs: obs[group]
     shape = env.observation_manager.group_obs_dim[group]
-    this = types_namespace(_sim_device='cpu', _rl_device='cpu', _clip_actions=clip_actions,
-                           _clip_obs=clip_obs, env=env, unwrapped=env,
-                           _obs_groups={'obs': [group], 'states': []},
-                           _concate_obs_groups=True,
-                           _obs_concat_fn=wrappers.make_concat_plan([shape])[1])
+    this = types.SimpleNamespace(
+        _sim_device='cpu', _rl_device='cpu', _clip_actions=clip_actions, _clip_obs=clip_obs,
+        env=env, unwrapped=env, _obs_groups={'obs': [group], 'states': []},
+        _concate_obs_groups=True, _obs_concat_fn=wrappers.make_concat_plan([shape])[1])
     this._process_obs = functools.partial(wrappers.rl_games._process_obs, this)
     return (lambda actions: wrappers.rl_games.step(this, actions)[0]['obs'],
             lambda obs: this._process_obs(obs)['obs'])
-
-
-def types_namespace(**fields):
-    """Return a plain attribute object."""
-    import types
-    return types.SimpleNamespace(**fields)
 
 
 def run(rig, library, clip_actions, clip_obs=None):
@@ -87,11 +82,17 @@ def run(rig, library, clip_actions, clip_obs=None):
         else:
             # Last tick's raw action through the wrapper into the env, applied to the state
             # it was computed from; then the scene moves on and the env observes it.
+            rig.env.reset_in_step = tick == RESET
             expected = step(torch.from_numpy(raw)[None])
             for buffer, index in kinds:
                 targets = oracle.to_numpy(buffer)[order]
                 act_worst = max(act_worst, oracle.max_rel_diff(targets[index],
                                                                pending[index]))
+        if tick == RESET:
+            # What PolicyCore.reset does: history, last action, moving averages.
+            builder.reset()
+            mapper.reset()
+            raw[:] = 0.0
         sample = Sample(joint_pos=state['pos'], joint_vel=state['vel'], last_action=raw.copy(),
                         extras=rig.extras)
         got = builder.build(sample)['obs'][0]
