@@ -116,6 +116,14 @@ CASES = [
      [{'type': 'binary_joint_position', 'joint_names': FINGERS, 'open': 0.04,
        'close': [0.0, 0.001]}],
      'one raw value; < 0 closes'),
+    ('binary_joint_position (names out of order)', 'BinaryJointPositionAction',
+     {'gripper': cfgs.BinaryJointPositionActionCfg(
+         asset_name='robot', joint_names=['finger_b', 'finger_a'],
+         open_command_expr={'finger_a': 0.04, 'finger_b': 0.03},
+         close_command_expr={'finger_.*': 0.0})},
+     [{'type': 'binary_joint_position', 'joint_names': FINGERS, 'open': [0.04, 0.03],
+       'close': 0.0}],
+     'binary terms resolve joints in articulation order (no preserve_order)'),
     ('abs_binary_joint_position', 'AbsBinaryJointPositionAction',
      {'gripper': cfgs.AbsBinaryJointPositionActionCfg(
          asset_name='robot', joint_names=['finger_.*'], threshold=0.3, positive_threshold=False,
