@@ -110,6 +110,33 @@ def area_weights(n_in: int, n_out: int) -> tuple:
     return block, p, q
 
 
+def limit_blas_threads(threads: int = 1) -> Optional[int]:
+    """
+    Set the thread count of numpy's OpenBLAS; returns the previous count (None: not found).
+
+    AreaResize's products are small and memory-bound, so more threads do not speed them
+    up, while OpenBLAS's waiting threads spin: at 1080p60 the node kept all 16 cores of an
+    H200 host busy (1515 % of a core). A process that runs the pipeline at camera rate
+    (the node's main) calls this once; it changes nothing where numpy uses another BLAS.
+    """
+    import ctypes
+    import glob
+    import os
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, 'numpy.libs',
+                                  '*openblas*'))
+    for path in libs:
+        lib = ctypes.CDLL(path)  # already loaded by numpy: the same handle
+        for prefix in ('scipy_openblas', 'openblas'):
+            for suffix in ('64_', ''):
+                setter = getattr(lib, f'{prefix}_set_num_threads{suffix}', None)
+                getter = getattr(lib, f'{prefix}_get_num_threads{suffix}', None)
+                if setter is not None and getter is not None:
+                    previous = getter()
+                    setter(int(threads))
+                    return previous
+    return None
+
+
 class AreaResize:
     """
     cv2.INTER_AREA of a uint8 image to a smaller (or equal) size, exactly, in integers.

@@ -37,7 +37,7 @@ from .camera import camera_from_info, CameraError, FrameSizeError, needs_camera_
 from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .frame_loss import FrameLossCounter
-from .image import ImageError
+from .image import ImageError, limit_blas_threads
 from .image_cdr import parse_image
 from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
@@ -598,6 +598,9 @@ def main(args: Optional[list] = None) -> int:
     # script) would otherwise ignore Ctrl-C and ros2 launch's shutdown.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.default_int_handler)
+    # The image resize's small matrix products run best on one thread; idle OpenBLAS
+    # threads would spin on every core at camera rate.
+    limit_blas_threads(1)
     node = PolicyInferenceNode()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
