@@ -64,6 +64,11 @@ def observation_terms():
         'height': term(il.mdp.base_pos_z),
         'time': term(il.mdp.current_time_s),
         'time_left': term(il.mdp.remaining_time_s),
+        # Regex lists out of articulation order, with and without preserve_order.
+        'legs_in_order': term(il.mdp.joint_vel, params={'asset_cfg': robot(
+            'robot', joint_names=['rf_.*', 'lf_.*'], preserve_order=True)}),
+        'legs': term(il.mdp.joint_pos_rel, params={'asset_cfg': robot(
+            'robot', joint_names=['rf_.*', 'lf_.*'])}),
     }
 
 
