@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from vision_policy.card import ImageSpec
-from vision_policy.image import area_weights, AreaResize, ImageError, ImagePipeline, view_image
+from vision_policy.image import (area_weights, AreaResize, ImageError, ImagePipeline,
+                                 limit_blas_threads, view_image)
 
 
 def padded(img: np.ndarray, pad: int) -> tuple:
@@ -290,3 +291,11 @@ def test_no_large_allocation_per_frame():
         tracemalloc.stop()
         # numpy's casting iterators buffer a few 10 KB; one VGA frame is 900 KB or more.
         assert peak < 256 * 1024, (encoding, peak)
+
+
+def test_blas_threads_can_be_limited_and_restored():
+    previous = limit_blas_threads(1)
+    if previous is None:
+        pytest.skip("numpy's BLAS is not OpenBLAS here")
+    assert previous >= 1
+    assert limit_blas_threads(previous) == 1  # it was 1; now back as it was
