@@ -181,7 +181,9 @@ class ReachEnv:
             # another target, and the safety filter steps from there.
             stale = rng.uniform(TARGET_JOINT_LOW, TARGET_JOINT_HIGH)
             self.safety.set_reference(stale)
-            self.sample.last_action[:] = (stale - self.mapper.offset) / self.mapper.scale
+            action = self.card.action
+            self.sample.last_action[:] = (stale - np.asarray(action.offset)) / np.asarray(
+                action.scale)
         self.tick = 0
         self.joint_pos[:] = self.sim.joint_positions
         self.joint_vel[:] = self.sim.joint_velocities

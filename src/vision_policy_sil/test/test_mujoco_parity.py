@@ -45,6 +45,7 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from vision_policy.action import SafetyLimits
+from vision_policy.card import card_from_dict
 from vision_policy.core import JointMap, PolicyCore
 from vision_policy.image import view_image
 from vision_policy.node import PolicyInferenceNode
@@ -104,6 +105,13 @@ def _identity(x):
     return x
 
 
+def _scaled_action(card, factor: float):
+    """Return the card with its action scale times factor (through the card YAML)."""
+    data = card.to_dict()
+    data['action']['scale'] = [factor * s for s in data['action']['scale']]
+    return card_from_dict(data)
+
+
 @dataclass(frozen=True)
 class Break:
     """One deliberately broken link of the recomputation (identity where not broken)."""
@@ -119,8 +127,7 @@ BREAKS = {
     'resize_interpolation': Break(card=lambda c: replace(
         c, image=replace(c.image, interpolation='linear'))),
     'normalisation': Break(card=lambda c: replace(c, image=replace(c.image, normalize='scale'))),
-    'action_scale': Break(card=lambda c: replace(
-        c, action=replace(c.action, scale=tuple(1.1 * s for s in c.action.scale)))),
+    'action_scale': Break(card=lambda c: _scaled_action(c, 1.1)),
 }
 
 
@@ -128,7 +135,6 @@ def recompute(loop: ClosedLoop, broken: Break = Break()) -> list:
     """Recompute every command from the recorded messages with the pure core."""
     session, card = load_policy(loop.model_path, None, RuntimeOptions(('CPUExecutionProvider',)))
     card = broken.card(card)
-    n = len(card.action.joint_names)
     limits = SafetyLimits.from_card(card, [-math.inf], [math.inf], [MAX_STEP])
     core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs), limits)
     joint_map = JointMap(card.joint_names, None, True)
@@ -290,7 +296,11 @@ def _run_closed_loop(log_dir) -> ClosedLoop:
                  gate.joint_pub.get_subscription_count() > 0 and
                  gate.node.count_subscribers(TRAJECTORY_TOPIC) >= 2, 20.0,
                  'gate <-> node <-> twin connections', check)
-        ticks, last = [], -1
+        # Images stamped before the twin's first joint state have no joint state to pair
+        # with: start after it.
+        first = wait_for(lambda: gate.joint_state_at(2**62, exact=False), 20.0,
+                         'twin joint states', check)
+        ticks, last = [], _ns(first.header.stamp)
         start = time.monotonic()
         for k in range(TICKS):
             if k and k % RESET_EVERY == 0:
@@ -307,14 +317,14 @@ def _run_closed_loop(log_dir) -> ClosedLoop:
                 time.sleep(0.0005)
             joint = joint or gate.joint_state_at(stamp, exact=False)
             assert joint is not None, f'tick {k}: no joint state at or before {stamp} ns'
-            taken = node.stats.counters.joint_states_received
-            rejected = node.stats.counters.joint_states_rejected
+            counters = node.stats.counters
+            taken, rejected = counters.joint_states_received, counters.joint_states_rejected
             gate.joint_pub.publish(joint)
-            if not wait_for_quietly(lambda: node.stats.counters.joint_states_received > taken, 1.0):
+            if not wait_for_quietly(lambda: counters.joint_states_received > taken, 1.0):
                 gate.joint_pub.publish(joint)  # best effort: one retry of the same sample
-                wait_for(lambda: node.stats.counters.joint_states_received > taken, 5.0,
+                wait_for(lambda: counters.joint_states_received > taken, 5.0,
                          f'tick {k}: node taking the joint state', check)
-            assert node.stats.counters.joint_states_rejected == rejected, node.diagnostics().message
+            assert counters.joint_states_rejected == rejected, node.diagnostics().message
             sent = gate.command_count()
             gate.image_pub.publish(image)
             wait_for(lambda: gate.command_count() > sent, 10.0,

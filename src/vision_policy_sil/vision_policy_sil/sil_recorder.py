@@ -28,7 +28,7 @@ from .topics import CAMERA_IMAGE, JOINT_STATES, TRAJECTORY
 
 TASK_STATE = '/mujoco_twin/task_state'
 RESET_SERVICE = '/mujoco_twin/reset'
-POLICY_STATUS_PREFIX = 'policy_inference'
+POLICY_STATUS_PREFIX = '/policy_inference:'  # the node's fully qualified name
 TWIN_STATUS_PREFIX = 'mujoco_twin'
 
 
