@@ -14,9 +14,10 @@ namespace:=arm moves them all; the topic arguments remap them. Needs only vision
 (h264:=true also needs vision_policy_sil and Isaac ROS).
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, \
+    SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
@@ -76,8 +77,24 @@ def _actions(context):
     return actions
 
 
+def large_image_transport() -> SetEnvironmentVariable:
+    """
+    Give every process started after this action the shipped Fast DDS profile.
+
+    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
+    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
+    """
+    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
+                                    'fastdds_large_images.xml'])
+    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
+
+
 def generate_launch_description() -> LaunchDescription:
     """Declare the arguments; the node starts only with an explicit model_path."""
+    # Camera frames exceed Fast DDS's default shared-memory segment: the processes started
+    # here use the shipped profile (give the camera driver's process the same; README).
     return LaunchDescription(
+        [large_image_transport()] +
         [DeclareLaunchArgument(name, default_value=default, description=text)
          for name, default, text in ARGUMENTS] + [OpaqueFunction(function=_actions)])

@@ -15,7 +15,8 @@ NITROS resize is off by default: it interpolates bilinearly, while the example p
 card asks for area interpolation; the policy node's CPU path then resizes as trained.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, \
+    SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, \
     PathJoinSubstitution
@@ -53,6 +54,19 @@ def _policy_node(context, *args, **kwargs):
             'autostart': True,
             'use_sim_time': True,
         }])]
+
+
+def large_image_transport() -> SetEnvironmentVariable:
+    """
+    Give every process started after this action the shipped Fast DDS profile.
+
+    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
+    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
+    """
+    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
+                                    'fastdds_large_images.xml'])
+    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -130,5 +144,8 @@ def generate_launch_description() -> LaunchDescription:
             'output_topic': topics.JOINT_COMMAND,
             'use_sim_time': True,
         }])
+    # Camera frames exceed Fast DDS's default shared-memory segment: Isaac Sim's bridge, the
+    # pipeline and the policy node all use the shipped profile.
     return LaunchDescription(
-        arguments + [isaac_sim, nitros, adapter, OpaqueFunction(function=_policy_node)])
+        [large_image_transport()] + arguments +
+        [isaac_sim, nitros, adapter, OpaqueFunction(function=_policy_node)])

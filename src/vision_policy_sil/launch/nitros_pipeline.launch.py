@@ -28,10 +28,11 @@ Without Isaac ROS installed this launch logs why and starts nothing; the policy 
 subscribes to the camera topic and does the resize on the CPU.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import ComposableNodeContainer
 from launch_ros.descriptions import ComposableNode
+from launch_ros.substitutions import FindPackageShare
 
 from vision_policy_sil import topics
 
@@ -114,9 +115,24 @@ def _pipeline(context, *args, **kwargs):
     return [LogInfo(msg=f'nitros_pipeline: policy image on {plan.policy_image}'), container]
 
 
+def large_image_transport() -> SetEnvironmentVariable:
+    """
+    Give every process started after this action the shipped Fast DDS profile.
+
+    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
+    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
+    """
+    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
+                                    'fastdds_large_images.xml'])
+    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
+
+
 def generate_launch_description() -> LaunchDescription:
     """Declare the stage switches and sizes; build the container once they resolve."""
     return LaunchDescription([
+        # Camera frames exceed Fast DDS's default shared-memory segment.
+        large_image_transport(),
         # Off by default: the GPU resize is bilinear, and the policy node's CPU path
         # resizes exactly as the card says (area for the bundled policy).
         DeclareLaunchArgument('resize', default_value='false',
