@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from vision_policy.transport import PROFILE_ENV, use_profile
 
 from .demo_report import build_report, DemoReport, format_report, plot_strip, write_gif
 from .sil_recorder import RecorderError, SilRecorder
@@ -149,6 +150,9 @@ def demo_environment(base: Optional[dict] = None) -> dict:
     if not env.get('ROS_DOMAIN_ID', '').strip():
         env['ROS_DOMAIN_ID'] = str(DOMAIN_BASE + os.getpid() % DOMAIN_SPAN)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    # Camera frames exceed Fast DDS's default shared-memory segment (issue 14): the twin,
+    # the node and the recorder use the shipped profile unless the user set one.
+    use_profile(env)
     env['PYTHONUNBUFFERED'] = '1'
     return env
 
@@ -237,6 +241,8 @@ class Run:
         # The in-process recorder must join the subprocesses' domain.
         os.environ['ROS_DOMAIN_ID'] = env['ROS_DOMAIN_ID']
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
+        # Fast DDS reads the profile when this process's first participant is created.
+        os.environ[PROFILE_ENV] = env[PROFILE_ENV]
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
