@@ -239,6 +239,18 @@ def test_area_equals_opencv_except_at_exact_ties(src_size, size, encoding):
                 np.testing.assert_array_equal(got[diff], np.floor(mean[diff]) + 1)
 
 
+def test_area_1080p_equals_opencv_except_at_exact_ties():
+    rng = np.random.default_rng(11)
+    for img in (rng.integers(0, 256, (1080, 1920, 3), np.uint8),
+                (rng.integers(0, 4, (1080, 1920, 3)) * 85).astype(np.uint8)):
+        got = ImagePipeline(spec(width=64, height=64, normalize='none')).process(img, 'rgb8')
+        want = opencv_reference(img, 'rgb8', 64, 64)
+        diff = got != want
+        assert np.abs(got - want).max() <= 1
+        mean = exact_area_mean(img, 64, 64)[diff]
+        np.testing.assert_allclose(mean - np.floor(mean), 0.5, atol=1e-9)
+
+
 def test_area_ties_round_up():
     img = np.zeros((2, 4, 3), np.uint8)
     img[0, 0] = [4, 12, 20]  # means 0.5, 1.5, 2.5 over 8 pixels

@@ -151,7 +151,7 @@ class AreaResize:
     OpenCV's float error) of S / D, hence never more than 1 apart, and equal unless
     OpenCV's error crosses a rounding boundary. A non-tie S / D is at least 1 / (2 D)
     from one; a tie sits on it. test_image.py compares every value for VGA, 720p, 800x600,
-    1080p-size denominators and odd sizes: only ties differ. The vertical product runs
+    1080p and odd sizes: only ties differ. The vertical product runs
     first, on blocks of p_y rows (q_y x p_y weights), then the horizontal one on the
     small result.
     """
