@@ -144,12 +144,14 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
     data = json.loads(out.read_text()) if out.exists() else {'latency_s': [], 'arrivals': []}
     published = json.loads(sent_file.read_text()) if sent_file.exists() else {}
     sent = published.get('sent', 0)
-    latency = data['latency_s'][max(1, len(data['latency_s']) // 50):]  # drop the first 2 %
+    end = published.get('end_time', float('inf'))
+    # Commands after the camera stopped (a timer on an ageing frame) are not latencies.
+    latency = [v for v, t in zip(data['latency_s'], data.get('received_at', ())) if t <= end]
+    latency = latency[max(1, len(latency) // 50):]  # drop the first 2 %
     diag = data.get('diagnostics', {})
     # Counters from the last status; windowed figures (ages, stages, jitter) from the last
     # one before the camera stopped: a timer keeps commanding on an ageing frame after it.
-    during = [d for t, d in data.get('snapshots', [])
-              if t <= published.get('end_time', float('inf'))]
+    during = [d for t, d in data.get('snapshots', []) if t <= end]
     if during:
         windowed = ('_p50', '_p90', '_p99')
         diag = {**diag, **{k: v for k, v in during[-1].items() if k.endswith(windowed)}}

@@ -81,7 +81,7 @@ def listener(args) -> None:
     """Record (receive time - source stamp) of trajectories and echoes; save as JSON."""
     node = rclpy.create_node('bench_listener')
     clock = node.get_clock()
-    latency, arrivals, diagnostics, stamps = [], [], {}, set()
+    latency, arrivals, diagnostics, stamps, received_at = [], [], {}, set(), []
     snapshots = []  # (wall time, diagnostics) of every status: the bench picks one
 
     def on_stamped(msg) -> None:
@@ -91,6 +91,7 @@ def listener(args) -> None:
         arrivals.append(time.monotonic())
         if stamp:
             latency.append((now - stamp) * 1e-9)
+            received_at.append(time.time())
             stamps.add(stamp)
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
@@ -115,8 +116,9 @@ def listener(args) -> None:
     while time.monotonic() < settle:
         rclpy.spin_once(node, timeout_sec=0.1)
     with open(args.out, 'w') as f:
-        json.dump({'latency_s': latency, 'arrivals': arrivals, 'diagnostics': diagnostics,
-                   'snapshots': snapshots, 'frames_answered': len(stamps)}, f)
+        json.dump({'latency_s': latency, 'received_at': received_at, 'arrivals': arrivals,
+                   'diagnostics': diagnostics, 'snapshots': snapshots,
+                   'frames_answered': len(stamps)}, f)
     node.destroy_node()
 
 
