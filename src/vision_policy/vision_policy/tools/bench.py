@@ -306,7 +306,7 @@ def print_table(res: dict) -> None:
     lost = {n: res[n]['diagnostics'].get('images_lost') for n in ('ours', 'timer')
             if n in res and 'images_lost' in res[n]['diagnostics']}
     if lost:
-        print("frames the node counted lost (its /diagnostics images_lost): " +
+        print('frames the node counted lost (its /diagnostics images_lost): ' +
               ', '.join(f'{n} {v}' for n, v in lost.items()))
     if res.get('ratios'):
         print('baseline / ours: ' + ', '.join(f'{k} {v:.2f}' for k, v in res['ratios'].items()))
