@@ -76,14 +76,19 @@ def test_resolution_and_encoding_change_mid_stream(harness, model_path):
     frames = [(rgb_image(640, 480), 'rgb8'), (rgb_image(320, 240, seed=1), 'bgr8'),
               (np.dstack([rgb_image(100, 80, seed=2), np.full((80, 100), 255, np.uint8)]),
                'rgba8')]
+    counters = rig.node.stats.counters
     for img, encoding in frames:
-        before = len(rig.received)
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
+        # Feed until a command follows the first accepted frame of the new format (the
+        # core keeps only the newest frame, so that command used the new format).
+        accepted, before = rig.node.monitor.seq('image'), None
+        end = time.monotonic() + 30.0
+        while before is None or counters.commands <= before:
+            assert time.monotonic() < end, f'no command after switching to {encoding}'
+            if before is None and rig.node.monitor.seq('image') > accepted:
+                before = counters.commands
             rig.send_joints(HOME)
             rig.send_image(img, encoding)
             time.sleep(0.03)
-        assert len(rig.received) > before, f'no command after switching to {encoding}'
     rejected = rig.node.stats.counters.images_rejected
     rig.send_image(rgb_image(64, 64)[:, :, :1].copy(), 'mono8')  # not a card encoding
     assert harness.wait_for(lambda: rig.node.stats.counters.images_rejected == rejected + 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 import time
 from typing import Optional
 
@@ -89,6 +90,9 @@ class PolicyInferenceNode(LifecycleNode):
         self._joint_map: Optional[JointMap] = None
         self._sources = {}            # source name -> Source, the ones the card needs
         self._subs, self._timer, self._traj_pub = [], None, None
+        # Ticks and the transitions that hold (deactivate, shutdown, e-stop, clock stop) may
+        # run on different executor threads (a multi-threaded executor, tests).
+        self._lock = threading.RLock()
         self._recorder: Optional[Recorder] = None  # record_path: writes on its own thread
         self._pos = self._vel = self._pos_in = self._vel_in = None  # card joint order
         self._msg = self._positions = None  # the one trajectory message, reused
@@ -256,8 +260,9 @@ class PolicyInferenceNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Hold the robot at its measured positions, then stop commanding."""
-        self._hold(Hold(HoldReason.INACTIVE))
-        self._stop_commanding()
+        with self._lock:
+            self._hold(Hold(HoldReason.INACTIVE))
+            self._stop_commanding()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -280,10 +285,11 @@ class PolicyInferenceNode(LifecycleNode):
 
     def shutdown_hold(self, timeout: float = 0.5) -> None:
         """Send the final hold (if commanding) and wait until subscribers have it."""
-        if not self._active:
-            return
-        self._hold(Hold(HoldReason.SHUTDOWN))
-        self._stop_commanding()
+        with self._lock:
+            if not self._active:
+                return
+            self._hold(Hold(HoldReason.SHUTDOWN))
+            self._stop_commanding()
         if self._traj_pub is not None:
             self._traj_pub.wait_for_all_acked(rclpy.duration.Duration(seconds=timeout))
 
@@ -427,8 +433,9 @@ class PolicyInferenceNode(LifecycleNode):
         self.monitor.estop = bool(msg.data)
         if self._recorder is not None:
             self._recorder.add_input('estop', msg, self.get_clock().now().nanoseconds)
-        if self.monitor.estop and self._active:
-            self._hold(Hold(HoldReason.EMERGENCY_STOP))
+        with self._lock:
+            if self.monitor.estop and self._active:
+                self._hold(Hold(HoldReason.EMERGENCY_STOP))
 
     # ------------------------------------------------------------------ control
     def _on_timer(self) -> None:
@@ -436,6 +443,13 @@ class PolicyInferenceNode(LifecycleNode):
         self._tick()
 
     def _tick(self) -> None:
+        # Under the lock, a transition (deactivate, shutdown) cannot slip a hold in between
+        # a tick's step and its publish: the hold is always the last message.
+        with self._lock:
+            if self._active:
+                self._step()
+
+    def _step(self) -> None:
         self.stats.counters.ticks += 1
         now = self._observe_clock()
         p = self.params
@@ -534,8 +548,9 @@ class PolicyInferenceNode(LifecycleNode):
             self._clock_watch.timeout = self.params.clock_timeout
         self._clock_state = self._clock_watch.update(self.get_clock().now().nanoseconds,
                                                      time.monotonic())
-        if self._clock_state is not ClockState.RUNNING and self._active:
-            self._hold(Hold(HoldReason.CLOCK_STOPPED, self._clock_state.value))
+        with self._lock:
+            if self._clock_state is not ClockState.RUNNING and self._active:
+                self._hold(Hold(HoldReason.CLOCK_STOPPED, self._clock_state.value))
         msg = DiagnosticArray(status=[self.diagnostics()])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
