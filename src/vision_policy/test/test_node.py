@@ -149,11 +149,7 @@ def test_timer_commands_then_holds_on_stale_image(harness, model_path):
 def test_missing_joint_holds_and_is_counted(harness, model_path):
     rig = Rig(harness, model_path)
     img = rgb_image(64, 64)
-    for _ in range(6):
-        rig.send_joints([0.0, 0.3, -0.6])
-        rig.send_image(img)
-        harness.wait_for(lambda: False, timeout=0.05)
-    assert harness.wait_for(lambda: len(rig.received) > 0)
+    feed_until(rig, lambda: rig.node.stats.counters.commands > 0)
     rig.send_joints([0.0, 0.3], names=JOINTS[:2])
     assert harness.wait_for(lambda: rig.node.hold == Hold(HoldReason.INVALID_JOINT_STATE))
     assert rig.counter('joint_states_rejected') >= 1
@@ -174,21 +170,18 @@ def test_estop_holds_until_released(harness, model_path):
             rig.send_joints([0.0, 0.3, -0.6])
             rig.send_image(img)
             harness.wait_for(lambda: False, timeout=0.05)
-    feed(6)
-    assert len(rig.received) > 0
+    counters = rig.node.stats.counters
+    feed_until(rig, lambda: counters.commands > 0)
     rig.estop_pub.publish(Bool(data=True))
     assert harness.wait_for(lambda: rig.node.hold == Hold(HoldReason.EMERGENCY_STOP))
     rig.wait_for_hold()
     n = len(rig.received)
+    held = counters.commands
     feed(6)
-    assert len(rig.received) == n
+    assert len(rig.received) == n and counters.commands == held
     rig.estop_pub.publish(Bool(data=False))
     harness.wait_for(lambda: not rig.node.monitor.estop)
-    for _ in range(60):  # up to 3 s of fresh data
-        feed(1)
-        if len(rig.received) > n:
-            break
-    assert len(rig.received) > n
+    feed_until(rig, lambda: counters.commands > held)  # resumes on fresh data
     assert rig.counter('estops') == 1
 
 
@@ -206,16 +199,10 @@ def test_lifecycle_transitions(harness, model_path):
         harness.wait_for(lambda: False, timeout=0.05)
     assert rig.received == []  # inactive: no command
     rig.node.trigger_activate()
-    for _ in range(5):
-        rig.send_joints([0.0, 0.3, -0.6])
-        rig.send_image(img)
-        harness.wait_for(lambda: False, timeout=0.05)
-    assert harness.wait_for(lambda: len(rig.received) > 0)
-    n = len(rig.received)
+    feed_until(rig, lambda: rig.node.stats.counters.commands > 0)
     rig.node.trigger_deactivate()
     assert rig.node._state_machine.current_state[1] == 'inactive'
-    harness.wait_for(lambda: len(rig.received) > n)
-    np.testing.assert_allclose(rig.received[-1].points[0].positions, [0.0, 0.3, -0.6])
+    rig.wait_for_hold()  # the hold is the last message, after every command
     n = len(rig.received)
     harness.wait_for(lambda: False, timeout=0.3)
     assert len(rig.received) == n
