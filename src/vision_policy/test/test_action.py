@@ -91,3 +91,25 @@ def test_limits_from_card_without_clip_need_finite_limits():
     with pytest.raises(ValueError, match='no action clip'):
         SafetyLimits.from_card(card, [-math.inf], [1.0], [0.1])
     assert SafetyLimits.from_card(card, [-1.0], [1.0], [0.1]).lower == (-1.0, -1.0)
+
+
+def terms_card(terms):
+    joints = [j for t in terms for j in t['joint_names']]
+    return card_from_dict({
+        'control_dt': 0.02, 'joint_names': joints, 'default_joint_pos': [0.0] * len(joints),
+        'inputs': [{'name': 'obs', 'shape': [1, len(joints)], 'group': 'policy'}],
+        'observations': {'policy': {'terms': [{'name': 'joint_pos'}]}},
+        'action': {'terms': terms}})
+
+
+def test_a_relative_terms_step_clip_is_never_taken_as_position_limits():
+    # The clip of a relative term bounds the step: as position limits it would make a hold
+    # at 1.0 rad jump the joint to 0.1 rad.
+    relative = terms_card([{'type': 'relative_joint_position', 'joint_names': ['a'],
+                            'scale': 0.1, 'offset': 0.0, 'clip': [[-0.1, 0.1]]}])
+    assert relative.action.clip is None
+    with pytest.raises(ValueError, match='no action clip'):
+        SafetyLimits.from_card(relative, [-math.inf], [math.inf], [0.1])
+    absolute = terms_card([{'type': 'joint_position', 'joint_names': ['a'], 'scale': 1.0,
+                            'offset': 0.0, 'clip': [[-2.0, 2.0]]}])
+    assert SafetyLimits.from_card(absolute, [-math.inf], [math.inf], [0.1]).upper == (2.0,)
