@@ -24,9 +24,9 @@ def test_steady_stream_with_jitter_loses_nothing():
     assert counter.period_s == pytest.approx(1 / 30, rel=0.15)
 
 
-@pytest.mark.parametrize('keep', [0.95, 0.5, 0.18])
+@pytest.mark.parametrize('keep', [0.95, 0.5, 0.18, 0.09])
 def test_random_loss_is_counted_exactly(keep):
-    """At 18 % delivery (issue 14's default Fast DDS at VGA) the count is still exact."""
+    """At 9 % delivery (Fast DDS defaults at VGA on a 2-core VM) the count is still exact."""
     sent = camera_stamps(30.0, 5000, jitter_s=0.002, seed=1)
     rng = np.random.default_rng(2)
     kept = [s for i, s in enumerate(sent) if i == 0 or i == len(sent) - 1 or

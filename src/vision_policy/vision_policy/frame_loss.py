@@ -5,7 +5,7 @@ A camera stamps its frames at a steady period, so a frame lost in transport (or 
 from a full subscription queue) shows as an interval between two received stamps of
 about two or more periods. The period is measured from the stream itself: a low
 percentile of the recent intervals, which stays at one period even when most frames are
-lost (at 18 % delivery still about one interval in five is a single period), refined to
+lost (at 9 % delivery still about one interval in eleven is a single period), refined to
 the median of each interval over its whole number of periods, and follows a camera that
 changes its rate (one that slows down counts up to window + warmup frames as lost first).
 """
@@ -23,9 +23,9 @@ import numpy as np
 class FrameLossConfig:
     """How the camera period is measured and what counts as a restart of the stream."""
 
-    window: int = 100           # recent intervals the period is measured over
+    window: int = 300           # recent intervals the period is measured over
     warmup: int = 30            # intervals needed before the first period estimate
-    percentile: float = 10.0    # of the window's intervals: the period estimate
+    percentile: float = 5.0     # of the window's intervals: the period estimate
     restart_s: float = 1.0      # a stamp this far behind the last one restarts the stream
 
 
@@ -100,10 +100,23 @@ class FrameLossCounter:
     def _update_period(self) -> None:
         self._since_update = 0
         intervals = np.asarray(self._intervals, dtype=np.float64)
-        rough = float(np.percentile(intervals, self.config.percentile))
-        # The low percentile sits in the low tail of the jitter; each interval divided by
-        # its whole number of periods gives an unbiased sample of the period itself.
-        self._period = float(np.median(intervals / np.maximum(1.0, np.round(intervals / rough))))
+        # An interval that occurred ('lower'), not one interpolated between two multiples.
+        rough = float(np.percentile(intervals, self.config.percentile, method='lower'))
+        # When almost every frame is lost even the low percentile can be two or three
+        # periods; the period is the largest fraction of it that every interval is a whole
+        # multiple of (with 2 T, the odd multiples of T fall half way).
+        for divisor in (1, 2, 3, 4):
+            ratio = intervals / (rough / divisor)
+            if np.mean(np.abs(ratio - np.round(ratio)) < 0.25) >= 0.9:
+                rough /= divisor
+                break
+        # The low percentile sits in the low tail of the jitter; an interval of one to three
+        # periods divided by its whole number of periods is an unbiased sample of the
+        # period (longer gaps would amplify the rough estimate's error into their count).
+        multiples = np.round(intervals / rough)
+        short = (multiples >= 1) & (multiples <= 3)
+        self._period = float(np.median(intervals[short] / multiples[short])) if short.any() \
+            else rough
 
     def _missing(self, interval: int) -> int:
         # 1.4 periods is a late frame, not a lost one; 1.6 periods is one frame missing.
