@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Optional
 
+from ..isaaclab.direct_env import FILL
 from ..isaaclab.importer import import_run
 from ..isaaclab.joint_names import JointNameError
 from ..isaaclab.onnx_io import OnnxSignatureError
@@ -129,7 +130,11 @@ def main(argv: Optional[list] = None) -> int:
     if result.template is not None:
         if not write(out, result.template):
             return EXIT_ERROR
-        print(f'wrote a card TEMPLATE to {out}: fill in every FILL_ME (listed at its top)')
+        if FILL in result.template:
+            print(f'wrote a card TEMPLATE to {out}: fill in every FILL_ME (listed at its top)')
+        else:  # e.g. Isaac Lab's cartpole camera tasks: complete, but an effort action
+            print(f'wrote the card to {out}: complete, but the node refuses it at configure '
+                  f'(see the problem above)')
         return EXIT_TEMPLATE
     if result.card is None:
         print(f'refusing to write {out}: fix the problems above', file=sys.stderr)
