@@ -116,7 +116,7 @@ class Fuzzer:
         before = self.processed(key)
         self.figures[f'{key}_sent'] += 1
         pub.publish(msg)
-        if not Harness.wait_for(lambda: self.processed(key) > before, timeout=2.0,
+        if not Harness.wait_for(lambda: self.processed(key) > before, timeout=10.0,
                                 period=0.0005):
             self.figures['lost'] += 1
             return
@@ -177,8 +177,11 @@ def test_node_survives_fuzzed_topics(fuzzer, cases):
     assert fuzzer.rig.h._thread.is_alive(), 'the executor thread died'
     assert node._state_machine.current_state[1] == 'active'
     assert f['outside_limits'] == 0 and f['over_step'] == 0, f
-    assert node.stats.counters.images_rejected == f['bad_images'], f
-    assert node.stats.counters.joint_states_rejected == f['bad_joint_states'], f
+    # Exact, unless a message the test gave up on (lost) was taken later after all.
+    counters = node.stats.counters
+    assert f['bad_images'] <= counters.images_rejected <= f['bad_images'] + f['lost'], f
+    assert f['bad_joint_states'] <= counters.joint_states_rejected <= \
+        f['bad_joint_states'] + f['lost'], f
     assert node.stats.counters.nonfinite_observations == 0
 
 
@@ -187,9 +190,11 @@ def test_node_still_commands_after_fuzzing(fuzzer):
     rig.send_joints(HOME)
     img = np.zeros((20, 30, 3), np.uint8)
     n = len(rig.received)
-    for _ in range(3):
+    for _ in range(30):  # best effort may drop a frame: send again, up to 30 s in all
+        rig.send_joints(HOME)
         rig.send_image(img)
-        Harness.wait_for(lambda: len(rig.received) > n, timeout=1.0)
+        if Harness.wait_for(lambda: len(rig.received) > n, timeout=1.0):
+            break
     assert len(rig.received) > n, f'no command after fuzzing: {rig.node.hold}'
     fuzzer.check_commands()
     assert fuzzer.figures['outside_limits'] == 0 and fuzzer.figures['over_step'] == 0

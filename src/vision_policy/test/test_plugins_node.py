@@ -154,7 +154,10 @@ def test_velocity_action_card_is_refused_not_published_as_positions(
         {'type': 'joint_position', 'joint_names': JOINTS[:2], 'clip': [[-2, 2], [-1.5, 1.5]]},
         {'type': 'joint_velocity', 'joint_names': JOINTS[2:], 'clip': [[-1, 1]]}]}
     path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
-    rig = Rig(harness, path, autostart=False)
+    # A velocity term's clip is no position limit: the card-wide clip is gone, so limits
+    # are given here.
+    rig = Rig(harness, path, autostart=False, position_lower_limits=[-2.0],
+              position_upper_limits=[2.0])
     rig.node.trigger_configure()
     assert rig.node._state_machine.current_state[1] == 'unconfigured'
     assert "joint velocities for ['elbow_joint']" in rig.node.error

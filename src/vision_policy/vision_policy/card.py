@@ -32,10 +32,9 @@ PINHOLE_FIELDS = ('focal_length', 'horizontal_aperture', 'vertical_aperture',
                   'horizontal_aperture_offset', 'vertical_aperture_offset')
 
 
-# Action term types whose clip is a range of absolute joint position targets.
-ABSOLUTE_TARGET_CLIPS = ('joint_position', 'joint_position_to_limits',
-                         'ema_joint_position_to_limits', 'binary_joint_position',
-                         'abs_binary_joint_position')
+# Action term types whose clip bounds something other than an absolute position target:
+# a relative step, a velocity.
+NON_POSITION_CLIPS = ('relative_joint_position', 'joint_velocity')
 
 
 class CardError(ValueError):
@@ -588,11 +587,11 @@ def _action(data: Any, joint_names: tuple, default_pos: tuple) -> ActionSpec:
         if dup:
             raise CardError(f'action.terms: joint(s) {dup} driven by more than one term')
         # The card-wide clip stands in for the robot's position limits (SafetyLimits.from_card),
-        # so it exists only when every term clips an absolute position target. A relative
-        # term's clip bounds a step, a velocity term's a velocity: taken as position limits,
-        # a hold would jump the robot into them.
+        # so it exists only when every term clips a position target. A relative term's clip
+        # bounds a step, a velocity term's a velocity: taken as position limits, a hold
+        # would jump the robot into them.
         clip = None
-        if all(t.clip is not None and t.type in ABSOLUTE_TARGET_CLIPS for t in terms):
+        if all(t.clip is not None and t.type not in NON_POSITION_CLIPS for t in terms):
             clip = tuple(c for t in terms for c in t.clip)
         return ActionSpec(joint_names=names, scale=(), offset=(), clip=clip, type='terms',
                           terms=terms)

@@ -122,8 +122,8 @@ class PolicyInferenceNode(LifecycleNode):
         try:
             self._configure()
         except (CardError, ModelError, ParameterError, ValueError) as exc:
+            self._release()
             self.error = str(exc)
-            self.core = None
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self.error = ''
@@ -267,6 +267,11 @@ class PolicyInferenceNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Close the topics and drop the model."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def _release(self) -> None:
+        """Close what configure opened (also after a configure that failed half-way)."""
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -276,7 +281,6 @@ class PolicyInferenceNode(LifecycleNode):
         self._stop_recording()
         self.core = None
         self.monitor = InputMonitor(())
-        return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Hold if active, then release everything."""
