@@ -120,11 +120,11 @@ def test_imported_card_matches_isaaclab(row, actions, clip_actions):
     assert obs <= oracle.TOLERANCE and act <= oracle.TOLERANCE
 
 
-def test_relative_step_without_clip_under_clip_actions_is_a_known_gap():
-    # Found by this oracle, not fixed: with clip_actions and no clip of its own, Isaac Lab's
-    # RelativeJointPositionAction steps by clamp(raw, -c, c) x scale; the card has no place
-    # for that clamp (a relative term's clip is a step range, which SafetyLimits.from_card
-    # would take for position limits), so steps beyond c x scale differ.
+def test_relative_step_without_clip_under_clip_actions_is_clamped_as_in_training():
+    # Found by this oracle: with clip_actions and no clip of its own, Isaac Lab's
+    # RelativeJointPositionAction steps by clamp(raw, -c, c) x scale. The card carries the
+    # clamp as the term's step clip (safe now: a relative clip is never taken for position
+    # limits, see test_action.py).
     actions = {'arm': il.actions_cfg.RelativeJointPositionActionCfg(
         asset_name='robot', joint_names=['arm_elbow', 'arm_shoulder'], scale=0.1)}
     rig = from_env_dict(load_text(env_yaml(actions), 'env.yaml'), {'clip_actions': 1.0},
@@ -132,8 +132,8 @@ def test_relative_step_without_clip_under_clip_actions_is_a_known_gap():
     obs, act = run(rig, 'rsl_rl', 1.0)
     oracle.report('import relative_joint_position, no clip, clip_actions 1: targets',
                   'RelativeJointPositionAction + RslRlVecEnvWrapper.step', act,
-                  'KNOWN GAP: the raw clamp is not in the card (see the test)')
-    assert obs <= oracle.TOLERANCE and act > 0.01
+                  'the raw clamp folded into the step clip')
+    assert obs <= oracle.TOLERANCE and act <= oracle.TOLERANCE
 
 
 def test_to_limits_without_rescale_or_clip_stays_in_the_soft_limits():

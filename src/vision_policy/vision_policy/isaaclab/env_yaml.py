@@ -218,11 +218,10 @@ class EnvTranslator:
         if cfg.get('use_zero_offset', True):
             cfg['offset'] = 0.0
         cfg['use_default_offset'] = False
-        fields = self.import_joint_position(cfg, joints, where)
-        if clip_actions(self.agent) is not None:
-            # A clip of the relative step is not a target range; keep only Isaac Lab's own.
-            fields['clip'] = self._clip(cfg, joints, where)
-        return fields
+        # With the wrapper's clip_actions the clip folded in is a range of steps (the raw
+        # clamp x scale + offset, within the term's own clip), as Isaac Lab steps; a relative
+        # term's clip never stands in for position limits (card.NON_POSITION_CLIPS).
+        return self.import_joint_position(cfg, joints, where)
 
     def import_velocity(self, cfg: Mapping, joints: list, where: str) -> dict:
         """Card fields of a JointVelocityAction (default offset: the default joint velocity)."""
