@@ -234,3 +234,17 @@ def test_abs_binary_joint_position_threshold(positive):
         mask = t > 0.3 if positive else t < 0.3
         want = torch.where(mask, torch.tensor(0.04), torch.tensor(0.0))
         assert mapper.map(np.array([raw]), np.zeros(4))[0] == pytest.approx(float(want))
+
+
+def test_height_map_source_honours_data_offset_and_refuses_a_short_payload():
+    from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+    from vision_policy.sources import HEIGHT_MAP, InputError
+    msg = Float32MultiArray(data=[9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    msg.layout.dim = [MultiArrayDimension(label='y', size=2),
+                      MultiArrayDimension(label='x', size=3)]
+    msg.layout.data_offset = 1
+    grid = HEIGHT_MAP.read(msg)['height_map']
+    np.testing.assert_array_equal(grid, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    msg.layout.data_offset = 2  # one value short of the layout: refused, not a crash
+    with pytest.raises(InputError, match='data_offset 2'):
+        HEIGHT_MAP.read(msg)

@@ -66,12 +66,12 @@ def _read_cmd_vel(msg: Any) -> Mapping[str, np.ndarray]:
 
 def _read_height_map(msg: Any) -> Mapping[str, np.ndarray]:
     """std_msgs/Float32MultiArray, dims [rows along y, columns along x], row-major."""
-    dims = msg.layout.dim
-    if len(dims) != 2 or dims[0].size * dims[1].size != len(msg.data):
-        raise InputError(f'height map: expected a 2-D layout [ny, nx] holding all '
-                         f'{len(msg.data)} values, found dims '
-                         f'{[(d.label, d.size) for d in dims]}')
-    grid = np.asarray(msg.data, dtype=np.float32)[msg.layout.data_offset:]
+    dims, offset = msg.layout.dim, msg.layout.data_offset
+    if len(dims) != 2 or offset + dims[0].size * dims[1].size != len(msg.data):
+        raise InputError(f'height map: expected a 2-D layout [ny, nx] holding the '
+                         f'{len(msg.data) - offset} values after data_offset {offset}, found '
+                         f'dims {[(d.label, d.size) for d in dims]}')
+    grid = np.asarray(msg.data, dtype=np.float32)[offset:]
     # NaN/Inf are rays without a hit: height_scan turns them into Isaac Lab's miss value.
     return {'height_map': grid.reshape(dims[0].size, dims[1].size)}
 
