@@ -14,12 +14,12 @@ namespace:=arm moves them all; the topic arguments remap them. Needs only vision
 (h264:=true also needs vision_policy_sil and Isaac ROS).
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, \
-    SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
+from vision_policy.transport import large_image_transport
 
 ARGUMENTS = [
     ('model_path', '', 'ONNX policy (required)'),
@@ -75,19 +75,6 @@ def _actions(context):
             # Encoder only: the policy node resizes on the CPU exactly as its card says.
             launch_arguments={'resize': 'false', 'convert': 'false', 'h264': 'true'}.items()))
     return actions
-
-
-def large_image_transport() -> SetEnvironmentVariable:
-    """
-    Give every process started after this action the shipped Fast DDS profile.
-
-    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
-    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
-    """
-    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
-    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
-                                    'fastdds_large_images.xml'])
-    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -15,13 +15,13 @@ NITROS resize is off by default: it interpolates bilinearly, while the example p
 card asks for area interpolation; the policy node's CPU path then resizes as trained.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, \
-    SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, \
     PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
+from vision_policy.transport import large_image_transport
 
 
 def _topics():
@@ -54,19 +54,6 @@ def _policy_node(context, *args, **kwargs):
             'autostart': True,
             'use_sim_time': True,
         }])]
-
-
-def large_image_transport() -> SetEnvironmentVariable:
-    """
-    Give every process started after this action the shipped Fast DDS profile.
-
-    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
-    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
-    """
-    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
-    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
-                                    'fastdds_large_images.xml'])
-    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
 
 
 def generate_launch_description() -> LaunchDescription:

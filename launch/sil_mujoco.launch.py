@@ -11,24 +11,12 @@ Topics, end to end (the same names as Isaac Sim's bridge):
 real_time_factor <= 0 runs the twin as fast as it can; the policy node follows /clock.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
-
-
-def large_image_transport() -> SetEnvironmentVariable:
-    """
-    Give every process started after this action the shipped Fast DDS profile.
-
-    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
-    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
-    """
-    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
-    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
-                                    'fastdds_large_images.xml'])
-    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
+from vision_policy.transport import large_image_transport
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -47,3 +47,17 @@ def use_profile(environ: MutableMapping[str, str]) -> Optional[str]:
     if not environ.get(PROFILE_ENV):
         environ[PROFILE_ENV] = profile_path()
     return environ[PROFILE_ENV]
+
+
+def large_image_transport():
+    """
+    Return a launch action giving every process started after it the shipped profile.
+
+    The first action of each of the workspace's launch files; FASTRTPS_DEFAULT_PROFILES_FILE
+    as the user set it is kept. Imports ``launch`` only here: the rest of this module runs
+    without it.
+    """
+    from launch.actions import SetEnvironmentVariable
+    from launch.substitutions import EnvironmentVariable
+    return SetEnvironmentVariable(PROFILE_ENV, EnvironmentVariable(
+        PROFILE_ENV, default_value=profile_path()))

@@ -28,12 +28,11 @@ Without Isaac ROS installed this launch logs why and starts nothing; the policy 
 subscribes to the camera topic and does the resize on the CPU.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import ComposableNodeContainer
 from launch_ros.descriptions import ComposableNode
-from launch_ros.substitutions import FindPackageShare
-
+from vision_policy.transport import large_image_transport
 from vision_policy_sil import topics
 
 IMAGE_PROC = 'isaac_ros_image_proc'
@@ -113,19 +112,6 @@ def _pipeline(context, *args, **kwargs):
         executable='component_container_mt', composable_node_descriptions=nodes,
         output='screen')
     return [LogInfo(msg=f'nitros_pipeline: policy image on {plan.policy_image}'), container]
-
-
-def large_image_transport() -> SetEnvironmentVariable:
-    """
-    Give every process started after this action the shipped Fast DDS profile.
-
-    Fast DDS's default 512 KB shared-memory segment is smaller than one VGA frame (issue
-    14); FASTRTPS_DEFAULT_PROFILES_FILE as the user set it is kept.
-    """
-    name = 'FASTRTPS_DEFAULT_PROFILES_FILE'
-    profile = PathJoinSubstitution([FindPackageShare('vision_policy'), 'config',
-                                    'fastdds_large_images.xml'])
-    return SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=profile))
 
 
 def generate_launch_description() -> LaunchDescription:
