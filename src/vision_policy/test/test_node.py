@@ -241,26 +241,33 @@ def test_runtime_parameter_validation(harness, model_path):
     assert not age.successful
 
 
-def proprio_model(tmp_path):
-    """Build a camera-less policy (actions = W @ obs) with onnx.helper, and its card."""
+def linear_policy(tmp_path, name, weights, terms):
+    """Write a camera-less policy (actions = obs @ weights) and its card of these terms."""
     import onnx
     from onnx import helper, numpy_helper, TensorProto
     import yaml
-    weights = np.random.default_rng(5).standard_normal((6, 3)).astype(np.float32) * 0.1
+    width = weights.shape[0]
     graph = helper.make_graph(
-        [helper.make_node('MatMul', ['obs', 'W'], ['actions'])], 'proprio',
-        [helper.make_tensor_value_info('obs', TensorProto.FLOAT, [1, 6])],
+        [helper.make_node('MatMul', ['obs', 'W'], ['actions'])], name,
+        [helper.make_tensor_value_info('obs', TensorProto.FLOAT, [1, width])],
         [helper.make_tensor_value_info('actions', TensorProto.FLOAT, [1, 3])],
         [numpy_helper.from_array(weights, 'W')])
-    path = tmp_path / 'proprio.onnx'
+    path = tmp_path / f'{name}.onnx'
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
-    card = {'name': 'proprio', 'control_dt': 0.05, 'joint_names': JOINTS,
+    card = {'name': name, 'control_dt': 0.05, 'joint_names': JOINTS,
             'default_joint_pos': [0.0, 0.3, -0.6],
-            'inputs': [{'name': 'obs', 'shape': [1, 6], 'group': 'policy'}],
-            'observations': {'policy': {'terms': [{'name': 'joint_pos_rel'},
-                                                  {'name': 'joint_vel'}]}},
+            'inputs': [{'name': 'obs', 'shape': [1, width], 'group': 'policy'}],
+            'observations': {'policy': {'terms': terms}},
             'action': {'scale': 0.5, 'clip': [[-2, 2], [-1.5, 1.5], [-2.5, 2.5]]}}
     path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
+    return path
+
+
+def proprio_model(tmp_path):
+    """Build a camera-less policy of joint_pos_rel + joint_vel; returns (path, weights)."""
+    weights = np.random.default_rng(5).standard_normal((6, 3)).astype(np.float32) * 0.1
+    path = linear_policy(tmp_path, 'proprio', weights,
+                         [{'name': 'joint_pos_rel'}, {'name': 'joint_vel'}])
     return path, weights
 
 

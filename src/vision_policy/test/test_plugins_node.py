@@ -8,7 +8,7 @@ broken term holds the robot with the reason.
 import numpy as np
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64
-from test_node import JOINTS, Rig  # noqa: I100 (test helper)
+from test_node import JOINTS, linear_policy, Rig  # noqa: I100 (test helper)
 from vision_policy.monitor import HoldReason
 import yaml
 
@@ -60,25 +60,10 @@ VISION_POLICY_PLUGINS = [GAIN, FLAKY, WIDE, FRAGILE]
 
 def plugin_model(tmp_path, monkeypatch, term='flaky'):
     """Write a camera-less policy of joint_pos_rel + one plugin term, and the plugin module."""
-    import onnx
-    from onnx import helper, numpy_helper, TensorProto
     (tmp_path / 'vp_node_plugin.py').write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    weights = np.full((4, 3), 0.01, dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node('MatMul', ['obs', 'W'], ['actions'])], 'plugin',
-        [helper.make_tensor_value_info('obs', TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info('actions', TensorProto.FLOAT, [1, 3])],
-        [numpy_helper.from_array(weights, 'W')])
-    path = tmp_path / 'plugin.onnx'
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), path)
-    card = {'name': 'plugin', 'control_dt': 0.05, 'joint_names': JOINTS,
-            'default_joint_pos': [0.0, 0.3, -0.6],
-            'inputs': [{'name': 'obs', 'shape': [1, 4], 'group': 'policy'}],
-            'observations': {'policy': {'terms': [{'name': 'joint_pos_rel'}, {'name': term}]}},
-            'action': {'scale': 0.5, 'clip': [[-2, 2], [-1.5, 1.5], [-2.5, 2.5]]}}
-    path.with_suffix('.yaml').write_text(yaml.safe_dump(card))
-    return path
+    return linear_policy(tmp_path, 'plugin', np.full((4, 3), 0.01, dtype=np.float32),
+                         [{'name': 'joint_pos_rel'}, {'name': term}])
 
 
 def test_plugin_term_and_source_run_and_a_broken_term_holds(harness, tmp_path, monkeypatch):
