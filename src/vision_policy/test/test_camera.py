@@ -1,15 +1,18 @@
 """The camera contract without ROS: card image.camera, FOV crop, CameraInfo checks, depth rays."""
 
+from dataclasses import replace
 import math
 import re
 
 from conftest import rgb_image, workspace_root  # noqa: I100 (test helper)
+import cv2
 import numpy as np
 import pytest
 from vision_policy.action import SafetyLimits
-from vision_policy.camera import (camera_from_info, CameraError, CameraInfoError, FovError,
-                                  FrameSizeError, Intrinsics, match_fov, needs_camera_info,
-                                  ray_distance_scale, setup_camera)
+from vision_policy.camera import (camera_from_info, CameraError, CameraInfoError, Distortion,
+                                  FovError, FrameSizeError, Intrinsics, match_fov,
+                                  needs_camera_info, ray_distance_scale, setup_camera,
+                                  undistort_maps, Undistortion)
 from vision_policy.card import card_from_dict, CardError, ImageSpec, load_card
 from vision_policy.core import PolicyCore
 from vision_policy.image import ImagePipeline
@@ -368,3 +371,181 @@ def test_core_feeds_the_policy_range_from_z_depth(tmp_path):
     np.testing.assert_allclose(core.tick.inputs['depth'][0, 0],
                                np.float32(3.0) * ray_distance_scale(real), rtol=1e-6)
     assert core.tick.inputs['depth'][0, 0, 0, 0] == pytest.approx(3.0 * math.sqrt(1.625))
+
+
+# ---------------------------------------------------------------- undistortion
+
+# 201x201, f = 100 px, ROS principal point (100, 100): pixel 150 of the centre row looks
+# along x = (150 - 100) / 100 = 0.5.
+LENS_K = ros_k(100.0, 100.0, 100.0, 100.0)
+
+
+def lens(model, d, size=201):
+    real, warnings = camera_from_info(size, size, LENS_K, d, distortion_model=model,
+                                      undistort=True)
+    assert warnings == ()
+    return real
+
+
+def test_undistort_maps_plumb_bob_by_hand_and_by_opencv():
+    # Radial k1 = -0.16: x_d = x (1 + k1 r^2). Centre row, x = 0.5: 0.5 x 0.96 = 0.48, so
+    # pixel 150 samples the lens at 100 + 48 = 148. Diagonal (0.5, 0.5): r^2 = 0.5,
+    # 0.5 x 0.92 = 0.46 -> (146, 146).
+    real = lens('plumb_bob', [-0.16, 0.0, 0.0, 0.0, 0.0])
+    assert real.distortion == Distortion('plumb_bob', (-0.16, 0.0, 0.0, 0.0, 0.0))
+    map_x, map_y = undistort_maps(real)
+    assert map_x.shape == (201, 201) and map_x.dtype == np.float32
+    assert (map_x[100, 150], map_y[100, 150]) == (pytest.approx(148.0, abs=1e-4), 100.0)
+    assert (map_x[150, 150], map_y[150, 150]) == (pytest.approx(146.0, abs=1e-4),
+                                                  pytest.approx(146.0, abs=1e-4))
+    # OpenCV's own inverse takes the distorted points back to their pinhole pixels.
+    k, d = real.cv_matrix(), np.array(real.distortion.coefficients)
+    back = cv2.undistortPoints(np.array([[[148.0, 100.0]], [[146.0, 146.0]]]), k, d, P=k)
+    np.testing.assert_allclose(back[:, 0], [[150.0, 100.0], [150.0, 150.0]], atol=1e-3)
+
+
+def test_undistort_maps_rational_polynomial_by_hand():
+    # k4 = 0.2 (the first denominator term): x_d = x / (1 + k4 r^2) = 0.5 / 1.05 = 0.476190,
+    # pixel 150 samples 100 + 47.6190; the tangential p1 = 0.01 adds 2 p1 x y + ... = 0 at
+    # y = 0 to x_d and p1 (r^2 + 2 y^2) = 0.0025 to y_d: 0.25 px down.
+    real = lens('rational_polynomial', [0.0, 0.0, 0.01, 0.0, 0.0, 0.2, 0.0, 0.0])
+    map_x, map_y = undistort_maps(real)
+    assert map_x[100, 150] == pytest.approx(100 + 100 * 0.5 / 1.05, abs=1e-4)
+    assert map_y[100, 150] == pytest.approx(100.25, abs=1e-4)
+    k, d = real.cv_matrix(), np.array(real.distortion.coefficients)
+    back = cv2.undistortPoints(np.array([[[map_x[100, 150], map_y[100, 150]]]]), k, d, P=k)
+    np.testing.assert_allclose(back[0, 0], [150.0, 100.0], atol=1e-3)
+
+
+def test_undistort_maps_equidistant_fisheye_by_hand():
+    # cv2.fisheye: theta = atan(r), theta_d = theta (1 + k1 theta^2); x_d = theta_d / r x.
+    # Pixel 200 of the centre row: x = 1, theta = pi / 4, theta_d = 0.785398 x 1.061685 =
+    # 0.833845 -> 100 + 83.3845.
+    real = lens('equidistant', [0.1, 0.0, 0.0, 0.0])
+    map_x, map_y = undistort_maps(real)
+    theta = math.pi / 4
+    assert map_x[100, 200] == pytest.approx(100 + 100 * theta * (1 + 0.1 * theta ** 2),
+                                            abs=1e-3)
+    assert map_x[100, 200] == pytest.approx(183.3845, abs=1e-3)
+    k, d = real.cv_matrix(), np.array(real.distortion.coefficients)
+    back = cv2.fisheye.undistortPoints(np.array([[[map_x[100, 200], 100.0]]]), k, d, P=k)
+    np.testing.assert_allclose(back[0, 0], [200.0, 100.0], atol=1e-3)
+
+
+def test_a_distorted_point_lands_on_its_pinhole_pixel():
+    # One bright source pixel where the lens images pixel (150, 100)'s ray (148, 100):
+    # undistorted, it sits at (150, 100), for depth (nearest) and colour (bilinear: on a
+    # whole-pixel sample the weight is all on it).
+    real = lens('plumb_bob', [-0.16, 0.0, 0.0, 0.0, 0.0])
+    depth = np.zeros((201, 201, 1), dtype=np.uint16)
+    depth[100, 148] = 1234
+    out = Undistortion(real, nearest=True)(depth)
+    assert out.shape == (201, 201, 1) and out.dtype == np.uint16
+    assert out[100, 150, 0] == 1234
+    assert out[100, 148, 0] == 0
+    rgb = np.zeros((201, 201, 3), dtype=np.uint8)
+    rgb[100, 148] = (10, 200, 255)
+    out = Undistortion(real, nearest=False)(rgb)
+    np.testing.assert_array_equal(out[100, 150], (10, 200, 255))
+
+
+def test_depth_is_never_blended_across_an_edge():
+    # A step from 1 m to 3 m: nearest keeps only values present in the source (and 0 where
+    # a ray misses the sensor); bilinear colour blends the step into in-between values.
+    real = lens('plumb_bob', [0.2, 0.05, 0.001, -0.002, 0.0])
+    depth = np.full((201, 201, 1), 1000, dtype=np.uint16)
+    depth[:, 101:] = 3000
+    out = Undistortion(real, nearest=True)(depth)
+    assert set(np.unique(out)) == {0, 1000, 3000}
+    metres = depth.astype(np.float32) / 1000
+    metres[0, 0] = np.nan  # an invalid pixel stays invalid, it is not spread
+    out = Undistortion(real, nearest=True)(metres)
+    values = np.unique(out[np.isfinite(out)])
+    assert set(values) <= {0.0, 1.0, 3.0} and np.isnan(out).sum() <= 4
+    grey = (depth // 20).astype(np.uint8)  # 50 and 150
+    blended = np.unique(Undistortion(real, nearest=False)(grey))
+    assert len(set(blended) - {0, 50, 150}) > 0
+
+
+def test_zero_distortion_is_the_identity_bit_exact():
+    # A CameraInfo with zero coefficients is taken as a pinhole camera: no remap at all.
+    real, _ = camera_from_info(201, 201, LENS_K, [0.0] * 5, distortion_model='plumb_bob',
+                               undistort=True)
+    assert real.distortion is None
+    assert setup_camera(depth_spec(width=201, height=201), real, True).undistortion is None
+    # And the maps of a zero distortion are the identity, through the fixed-point remap.
+    zero = Intrinsics(201, 201, 100.0, 100.0, 100.5, 100.5,
+                      Distortion('plumb_bob', (0.0,) * 5))
+    img = rgb_image(201, 201, seed=4)
+    np.testing.assert_array_equal(Undistortion(zero, nearest=False)(img), img)
+    depth = np.random.default_rng(5).random((201, 201, 1)).astype(np.float32)
+    np.testing.assert_array_equal(Undistortion(zero, nearest=True)(depth), depth)
+
+
+def test_undistortion_reads_row_padding_and_big_endian_depth():
+    real = lens('plumb_bob', [-0.1, 0.0, 0.0, 0.0, 0.0])
+    undistort = Undistortion(real, nearest=True)
+    native = np.random.default_rng(6).integers(0, 5000, (201, 201, 1)).astype(np.uint16)
+    want = undistort(native).copy()
+    # A big-endian (is_bigendian) 16UC1 view with 6 bytes of row padding.
+    step = 201 * 2 + 6
+    buf = np.zeros(step * 201, dtype=np.uint8)
+    view = np.ndarray((201, 201, 1), dtype='>u2', buffer=buf, strides=(step, 2, 2))
+    view[...] = native
+    np.testing.assert_array_equal(undistort(view), want)
+    with pytest.raises(FrameSizeError, match='image is 200x201 but the undistortion maps '
+                                             'are for 201x201'):
+        undistort(native[:, :200])
+
+
+@pytest.mark.parametrize('model, d, message', [
+    ('fisheye_polynomial', [0.1, 0.0, 0.0, 0.0],
+     r"'fisheye_polynomial' with distortion \[0.1, 0.0, 0.0, 0.0\] cannot be undistorted; "
+     r'expected one of'),
+    ('', [0.1, 0.0, 0.0, 0.0, 0.0], "distortion_model: '' with distortion"),
+    ('plumb_bob', [0.1] * 8, 'plumb_bob takes 5 coefficients, found 8'),
+    ('equidistant', [0.1] * 5, 'equidistant takes 4 coefficients, found 5'),
+])
+def test_distortion_the_node_cannot_undistort_is_refused(model, d, message):
+    with pytest.raises(CameraInfoError, match=message):
+        camera_from_info(640, 480, ros_k(500, 500, 319.5, 239.5), d, distortion_model=model,
+                         undistort=True)
+    # Without undistort the same message is a warning that the distortion is ignored.
+    _, warnings = camera_from_info(640, 480, ros_k(500, 500, 319.5, 239.5), d,
+                                   distortion_model=model)
+    assert 'is ignored (the image is not undistorted; node parameter undistort)' in \
+        warnings[0]
+
+
+@pytest.mark.parametrize('undistort', [False, True])
+def test_non_finite_distortion_is_refused(undistort):
+    with pytest.raises(CameraInfoError, match=r'camera_info.d: contains NaN/Inf: \[nan, 0.0'):
+        camera_from_info(640, 480, ros_k(500, 500, 319.5, 239.5), [math.nan, 0, 0, 0, 0],
+                         distortion_model='plumb_bob', undistort=undistort)
+
+
+def test_setup_with_undistortion_crops_the_undistorted_image():
+    # Pincushion (k1 > 0): corner rays land outside the sensor, which the setup reports.
+    real = lens('plumb_bob', [0.3, 0.0, 0.0, 0.0, 0.0])
+    spec = ImageSpec(width=50, height=50, interpolation='area', crop=(50, 50, 100, 100))
+    setup = setup_camera(spec, real, fov_matching=True)
+    assert setup.crop == (50, 50, 100, 100)
+    values = dict(setup.values())
+    assert values['camera_undistortion'] == 'plumb_bob'
+    assert 'plumb_bob [0.3, 0.0, 0.0, 0.0, 0.0]' in values['camera']
+    assert 'undistorted (plumb_bob)' in setup.text()
+    assert setup.warnings == ()  # the central crop sees the sensor everywhere
+    whole = setup_camera(replace(spec, crop=None), real, fov_matching=True)
+    assert 'of the (cropped) image sees no sensor pixel' in whole.warnings[0]
+    # The pipeline undistorts, then crops and resizes: the same as doing it by hand.
+    pipeline = ImagePipeline(spec)
+    pipeline.undistort = setup.undistortion
+    img = rgb_image(201, 201, seed=7)
+    by_hand = ImagePipeline(spec).process(Undistortion(real, nearest=False)(img), 'rgb8')
+    np.testing.assert_array_equal(pipeline.process(img, 'rgb8'), by_hand)
+    assert not np.array_equal(by_hand, ImagePipeline(spec).process(img, 'rgb8'))
+    # Another distortion is another calibration (a change mid-run is refused).
+    assert not real.same_as(lens('plumb_bob', [0.31, 0.0, 0.0, 0.0, 0.0]))
+    assert real.same_as(lens('plumb_bob', [0.3, 0.0, 0.0, 0.0, 0.0]))
+    assert needs_camera_info(spec, fov_matching=False, undistort=True)
+    assert not needs_camera_info(spec, fov_matching=False)

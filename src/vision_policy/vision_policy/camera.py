@@ -16,7 +16,17 @@ Field-of-view matching. A pinhole camera maps the ray (a, b, 1) to pixel
 x in [cx_r - cx_t fx_r / fx_t, cx_r + (W_t - cx_t) fx_r / fx_t]. That interval, rounded
 to whole pixels, is the crop: it has the training camera's field of view and (after the
 card's resize) its aspect ratio, and the training principal point falls on the real one.
-Undistortion is not done: CameraInfo distortion coefficients are reported, not applied.
+
+Undistortion (node parameter ``undistort``). Without it, CameraInfo distortion coefficients
+are reported, not applied. With it, each frame is first remapped to the ideal pinhole
+camera with the *same* K (OpenCV's plumb_bob / rational_polynomial model, or cv2.fisheye
+for ROS ``equidistant``), so the crop and the depth rays above, computed from K, hold for
+the remapped image. Pixel (u, v) of the result takes the source at the distorted position
+of its ray (initUndistortRectifyMap); the maps are built once per CameraInfo, as OpenCV's
+CV_16SC2 fixed-point maps (1/32 px), which cv2.remap reads faster than float maps. Colour
+is interpolated bilinearly; depth is taken from the nearest source pixel, because blending
+depth across an object's edge invents a surface between foreground and background that
+never existed. A result pixel whose ray falls outside the sensor is 0 (black; invalid depth).
 
 Depth. Isaac Lab's ``distance_to_camera`` is the range along each pixel's ray; real depth
 cameras give ``distance_to_image_plane`` (z). For the pixel centred at u (ROS pixel
@@ -30,6 +40,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 from .card import CameraSpec, ImageSpec
@@ -59,9 +70,26 @@ class FrameSizeError(ImageError):
     """An image's size disagrees with the camera's CameraInfo."""
 
 
+# ROS distortion model (sensor_msgs/distortion_models.hpp) -> coefficients in CameraInfo.d.
+DISTORTION_MODELS = {'plumb_bob': 5, 'rational_polynomial': 8, 'equidistant': 4}
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """The lens distortion of a CameraInfo, as the node undistorts it."""
+
+    model: str           # a key of DISTORTION_MODELS
+    coefficients: tuple  # CameraInfo.d, in the model's order
+
+
 @dataclass(frozen=True)
 class Intrinsics:
-    """A pinhole camera: size and K, pixel edges at integer coordinates (Isaac Lab's)."""
+    """
+    A camera: size and K, pixel edges at integer coordinates (Isaac Lab's).
+
+    ``distortion`` is set only for a real camera whose images the node undistorts; None:
+    an ideal pinhole camera (or distortion the node ignores).
+    """
 
     width: int
     height: int
@@ -69,6 +97,7 @@ class Intrinsics:
     fy: float
     cx: float
     cy: float
+    distortion: Optional[Distortion] = None
 
     @classmethod
     def from_spec(cls, spec: CameraSpec) -> 'Intrinsics':
@@ -83,9 +112,15 @@ class Intrinsics:
         return (math.degrees(h), math.degrees(v))
 
     def same_as(self, other: 'Intrinsics') -> bool:
-        """Return True when other is the same calibration (size equal, K within 1e-6 px)."""
-        return (self.width, self.height) == (other.width, other.height) and all(
-            abs(a - b) <= _SAME_K_PX for a, b in zip(self.k, other.k))
+        """Return True when other is the same calibration (size, distortion, K within 1e-6 px)."""
+        return (self.width, self.height) == (other.width, other.height) and \
+            self.distortion == other.distortion and all(
+                abs(a - b) <= _SAME_K_PX for a, b in zip(self.k, other.k))
+
+    def cv_matrix(self) -> np.ndarray:
+        """Return K as OpenCV's 3x3 float64 matrix (pixel centres at integers, ROS's)."""
+        return np.array([[self.fx, 0.0, self.cx - 0.5], [0.0, self.fy, self.cy - 0.5],
+                         [0.0, 0.0, 1.0]])
 
     @property
     def k(self) -> tuple:
@@ -94,8 +129,11 @@ class Intrinsics:
 
     def text(self) -> str:
         """Return e.g. '640x480 fx 461.03 fy 461.03 cx 320.00 cy 240.00'."""
-        return (f'{self.width}x{self.height} fx {self.fx:.2f} fy {self.fy:.2f} '
+        text = (f'{self.width}x{self.height} fx {self.fx:.2f} fy {self.fy:.2f} '
                 f'cx {self.cx:.2f} cy {self.cy:.2f}')
+        if self.distortion is not None:
+            text += f' {self.distortion.model} {list(self.distortion.coefficients)}'
+        return text
 
 
 def _fov_text(fov: Sequence[float]) -> str:
@@ -104,14 +142,18 @@ def _fov_text(fov: Sequence[float]) -> str:
 
 def camera_from_info(width: int, height: int, k: Sequence[float], d: Sequence[float] = (),
                      binning_x: int = 0, binning_y: int = 0,
-                     roi: Sequence[int] = (0, 0, 0, 0)) -> tuple:
+                     roi: Sequence[int] = (0, 0, 0, 0), distortion_model: str = '',
+                     undistort: bool = False) -> tuple:
     """
     Check the fields of a sensor_msgs/CameraInfo; return (Intrinsics, warnings).
 
     ``k`` is the row-major 3x3 K of ROS (pixel centres at integers), ``roi`` is
     (x_offset, y_offset, width, height). Raises CameraInfoError for an uncalibrated
     (all-zero) or non-finite K, a size of zero, a skewed or non-pinhole K, a principal
-    point outside the image, binning or a region of interest.
+    point outside the image, binning or a region of interest, and non-finite distortion.
+    With ``undistort``, non-zero distortion is kept in the Intrinsics (the image will be
+    undistorted) and must be a model of DISTORTION_MODELS with its number of coefficients;
+    without, it is ignored with a warning.
     """
     where = 'camera_info'
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
@@ -140,11 +182,89 @@ def camera_from_info(width: int, height: int, k: Sequence[float], d: Sequence[fl
                               f'(expected 0 or 1)')
     if any(roi) and tuple(roi) != (0, 0, width, height):
         raise CameraInfoError(f'{where}.roi: a region of interest {list(roi)} is not supported')
-    warnings = []
-    if any(v != 0 for v in d):
-        warnings.append(f'{where}.d: distortion {[round(float(v), 6) for v in d]} is ignored '
-                        f'(the image is not undistorted)')
-    return Intrinsics(width, height, fx, fy, cx + 0.5, cy + 0.5), tuple(warnings)
+    d = [float(v) for v in d]
+    if not all(math.isfinite(v) for v in d):
+        raise CameraInfoError(f'{where}.d: contains NaN/Inf: {d} (distortion model '
+                              f'{distortion_model!r}): the calibration is broken')
+    warnings, distortion = [], None
+    if any(d) and not undistort:
+        warnings.append(f'{where}.d: distortion {[round(v, 6) for v in d]} is ignored '
+                        f'(the image is not undistorted; node parameter undistort)')
+    elif any(d):
+        distortion = _distortion(distortion_model, d, where)
+    return Intrinsics(width, height, fx, fy, cx + 0.5, cy + 0.5, distortion), tuple(warnings)
+
+
+def _distortion(model: str, d: list, where: str) -> Distortion:
+    if model not in DISTORTION_MODELS:
+        raise CameraInfoError(f'{where}.distortion_model: {model!r} with distortion {d} '
+                              f'cannot be undistorted; expected one of '
+                              f'{sorted(DISTORTION_MODELS)} (or set the node parameter '
+                              f'undistort false)')
+    if len(d) != DISTORTION_MODELS[model]:
+        raise CameraInfoError(f'{where}.d: {model} takes {DISTORTION_MODELS[model]} '
+                              f'coefficients, found {len(d)}: {d}')
+    return Distortion(model, tuple(d))
+
+
+def undistort_maps(real: Intrinsics) -> tuple:
+    """
+    Return float32 (map_x, map_y), (height, width): where each undistorted pixel samples.
+
+    Undistorted pixel (u, v) (ROS indices) of the pinhole camera with the real camera's own
+    K looks along the ray ((u - cx) / fx, (v - cy) / fy, 1); map_x[v, u], map_y[v, u] is
+    where the distorted lens images that ray. ``real.distortion`` must be set.
+    """
+    dist = real.distortion
+    k = real.cv_matrix()
+    coefficients = np.array(dist.coefficients, dtype=np.float64)
+    size = (real.width, real.height)
+    if dist.model == 'equidistant':
+        return cv2.fisheye.initUndistortRectifyMap(k, coefficients, np.eye(3), k, size,
+                                                   cv2.CV_32FC1)
+    return cv2.initUndistortRectifyMap(k, coefficients, None, k, size, cv2.CV_32FC1)
+
+
+class Undistortion:
+    """The per-frame remap of a real camera's images to the pinhole camera with its K."""
+
+    def __init__(self, real: Intrinsics, nearest: bool):
+        map_x, map_y = undistort_maps(real)
+        # Fixed point from float maps: convertMaps rounds to the nearest pixel for
+        # nearest-neighbour maps, where initUndistortRectifyMap's own CV_16SC2 would floor.
+        self.map1, self.map2 = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2,
+                                               nninterpolation=nearest)
+        self.interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+        self.size = (real.width, real.height)
+        self.model = real.distortion.model
+        # The fraction of the result whose ray misses the sensor (filled with 0).
+        # Where the result's ray misses the sensor (the result is 0 there).
+        self._outside = (map_x < -0.5) | (map_x > real.width - 0.5) | (map_y < -0.5) | \
+            (map_y > real.height - 0.5)
+        self._out: dict = {}  # (channels, dtype) -> the preallocated result
+
+    def outside_fraction(self, crop: Optional[Sequence[int]] = None) -> float:
+        """Return the fraction of the result (over crop x, y, w, h) that no sensor pixel sees."""
+        x, y, w, h = crop if crop is not None else (0, 0) + self.size
+        return float(self._outside[y:y + h, x:x + w].mean())
+
+    def __call__(self, src: np.ndarray) -> np.ndarray:
+        """Undistort an (H, W, C) view (any row stride); returns a preallocated (H, W, C)."""
+        height, width, channels = src.shape
+        if (width, height) != self.size:
+            raise FrameSizeError(f'image is {width}x{height} but the undistortion maps are '
+                                 f'for {self.size[0]}x{self.size[1]} (camera_info)')
+        if not src.dtype.isnative:
+            src = src.astype(src.dtype.newbyteorder('='))  # OpenCV would misread the bytes
+        key = (channels, src.dtype)
+        if key not in self._out:
+            self._out[key] = np.zeros(src.shape, dtype=src.dtype)
+        out = self._out[key]
+        # OpenCV drops a single channel's axis: write into the (H, W) plane of out.
+        dst = out[:, :, 0] if channels == 1 else out
+        cv2.remap(src, self.map1, self.map2, self.interpolation, dst=dst,
+                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return out
 
 
 @dataclass(frozen=True)
@@ -219,27 +339,33 @@ def converts_depth(image: Optional[ImageSpec]) -> bool:
         image.depth_type == 'distance_to_camera'
 
 
-def needs_camera_info(image: Optional[ImageSpec], fov_matching: bool) -> bool:
+def needs_camera_info(image: Optional[ImageSpec], fov_matching: bool,
+                      undistort: bool = False) -> bool:
     """Return True when the node needs the real camera's CameraInfo for this card."""
     if image is None:
         return False
     matches = fov_matching and image.camera is not None and image.crop is None
-    return matches or converts_depth(image)
+    return matches or undistort or converts_depth(image)
 
 
 @dataclass(frozen=True)
 class CameraSetup:
-    """What the image pipeline does for this real camera: crop and depth conversion."""
+    """What the image pipeline does for this real camera: undistortion, crop, depth rays."""
 
     real: Intrinsics
     crop: Optional[tuple]            # what the pipeline crops (None: the whole image)
     match: Optional[FovMatch]        # None: no field-of-view matching (off, or card crop)
     depth_scale: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
     warnings: tuple = ()
+    # None: the images are used as they come (no distortion, or undistort off).
+    undistortion: Optional[Undistortion] = field(default=None, compare=False, repr=False)
 
     def text(self) -> str:
         """Return one line for the log: the camera, the crop, both fields of view."""
         parts = [f'camera {self.real.text()}']
+        if self.undistortion is not None:
+            parts.append(f'undistorted ({self.real.distortion.model}) to the pinhole camera '
+                         f'with the same K')
         if self.match is not None:
             parts.append(f'field of view {_fov_text(self.match.real_fov_deg)}, training '
                          f'{_fov_text(self.match.training_fov_deg)}: crop {list(self.crop)}')
@@ -253,7 +379,9 @@ class CameraSetup:
         """Return the /diagnostics key-value pairs."""
         out = [('camera', self.real.text()),
                ('camera_crop', '' if self.crop is None else str(list(self.crop))),
-               ('camera_depth_conversion', str(self.depth_scale is not None).lower())]
+               ('camera_depth_conversion', str(self.depth_scale is not None).lower()),
+               ('camera_undistortion', 'none' if self.undistortion is None else
+                self.real.distortion.model)]
         if self.match is not None:
             out += [('camera_fov_deg', _fov_text(self.match.real_fov_deg)),
                     ('training_fov_deg', _fov_text(self.match.training_fov_deg))]
@@ -265,10 +393,12 @@ class CameraSetup:
 def setup_camera(image: ImageSpec, real: Intrinsics, fov_matching: bool,
                  warnings: Sequence[str] = ()) -> CameraSetup:
     """
-    Decide the crop and the depth conversion for a real camera (FovError, see match_fov).
+    Decide undistortion, crop and depth conversion for a real camera (FovError: match_fov).
 
     The card's explicit ``crop`` wins over field-of-view matching; matching needs the
-    card's ``image.camera`` and ``fov_matching``.
+    card's ``image.camera`` and ``fov_matching``. The images are undistorted when
+    ``real.distortion`` is set (camera_from_info with ``undistort``): depth by nearest
+    neighbour, colour bilinearly.
     """
     match = None
     crop = image.crop
@@ -282,4 +412,12 @@ def setup_camera(image: ImageSpec, real: Intrinsics, fov_matching: bool,
                               f'{real.width}x{real.height} image')
     scale = ray_distance_scale(real, crop) if converts_depth(image) else None
     warnings = tuple(warnings) + (match.warnings if match is not None else ())
-    return CameraSetup(real=real, crop=crop, match=match, depth_scale=scale, warnings=warnings)
+    undistortion = None
+    if real.distortion is not None:
+        undistortion = Undistortion(real, nearest=image.data_type == 'depth')
+        outside = undistortion.outside_fraction(crop)
+        if outside > 0:
+            warnings += (f'undistortion: {outside:.1%} of the (cropped) image sees no sensor '
+                         f'pixel and is 0 there',)
+    return CameraSetup(real=real, crop=crop, match=match, depth_scale=scale, warnings=warnings,
+                       undistortion=undistortion)

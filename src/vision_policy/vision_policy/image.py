@@ -224,6 +224,9 @@ class ImagePipeline:
         # range / z per pixel of the (cropped) source, set by PolicyCore from the real
         # camera's CameraInfo when the card's depth is distance_to_camera (camera.py).
         self.depth_scale: Optional[np.ndarray] = None
+        # The real camera's undistortion (camera.Undistortion, set by PolicyCore when the
+        # node's undistort is on): a callable (H, W, C) -> (H, W, C) run before the crop.
+        self.undistort: Optional[Any] = None
 
     def check_source(self, encoding: str, width: int, height: int) -> None:
         """Raise ImageError if a source of this encoding and size cannot feed the card."""
@@ -241,6 +244,8 @@ class ImagePipeline:
         """Run the pipeline on an (H, W, C) view; returns the preallocated output."""
         height, width = src.shape[:2]
         self.check_source(encoding, width, height)
+        if self.undistort is not None:
+            src = self.undistort(src)
         if self.spec.crop is not None:
             x, y, w, h = self.spec.crop
             src = src[y:y + h, x:x + w]
