@@ -209,7 +209,8 @@ ENC_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 @pytest.mark.parametrize('src_size, size', [
     ((640, 480), (64, 64)), ((1280, 720), (64, 64)), ((800, 600), (64, 64)),
     ((640, 480), (84, 84)), ((640, 480), (96, 72)), ((100, 77), (13, 9)),
-    ((64, 48), (16, 12)), ((64, 48), (64, 12)), ((37, 5), (36, 5))])
+    ((64, 48), (16, 12)), ((64, 48), (64, 12)), ((37, 5), (36, 5)),
+    ((20, 600), (3, 2))])  # 300 rows per output: past uint16 row sums
 @pytest.mark.parametrize('encoding', sorted(ENC_CHANNELS))
 def test_area_equals_opencv_except_at_exact_ties(src_size, size, encoding):
     (sw, sh), (w, h) = src_size, size
