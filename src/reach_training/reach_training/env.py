@@ -205,7 +205,7 @@ class ReachEnv:
         """Return {input name: array} built by the card's ObservationBuilder (as PolicyCore)."""
         self.sample.joint_pos[:] = self.joint_pos
         self.sample.joint_vel[:] = self.joint_vel
-        self.sample.image = self.image
+        self.sample.images[''] = self.image
         return self.builder.build(self.sample)
 
     def step(self, raw: np.ndarray) -> StepResult:

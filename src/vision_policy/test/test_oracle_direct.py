@@ -137,7 +137,7 @@ def test_cartpole_card_matches_the_task(fixtures_dir, variant):
         view = view_image(image.tobytes(), width, height, encoding, image.strides[0])
         sample = Sample(joint_pos=np.zeros(2, np.float32), joint_vel=np.zeros(2, np.float32),
                         last_action=np.zeros(1, np.float32),
-                        image=pipeline.process(view, encoding))
+                        images={'': pipeline.process(view, encoding)})
         got = builder.build(sample)['obs'][0]
         obs_worst = max(obs_worst, oracle.max_abs_diff(expected, got))
         # The card's effort mapping: clip(raw x scale + offset).

@@ -85,7 +85,7 @@ class ImageRig:
             view = view_image(payload, WIDTH, HEIGHT, self.encoding, step)
             sample = Sample(joint_pos=np.zeros(1, np.float32), joint_vel=np.zeros(1, np.float32),
                             last_action=np.zeros(1, np.float32),
-                            image=self.pipeline.process(view, self.encoding))
+                            images={'': self.pipeline.process(view, self.encoding)})
             got = self.builder.build(sample)['image'][0]
             if self.card.image.layout == 'NCHW':
                 got = got.transpose(1, 2, 0)

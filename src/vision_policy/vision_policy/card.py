@@ -111,6 +111,8 @@ class ImageSpec:
     # Isaac Lab depth type the policy was trained on.
     camera: Optional[CameraSpec] = None
     depth_type: str = 'distance_to_image_plane'
+    # '' for the card's one ``image:`` section; the camera's key under ``images:``.
+    name: str = ''
 
     @property
     def channels(self) -> int:
@@ -156,13 +158,33 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """A model input and what feeds it: an observation group or a recurrent state."""
+    """A model input and what feeds it: an observation group, a recurrent state, a latent."""
 
     name: str
     shape: tuple
     dtype: str = 'float32'
     group: Optional[str] = None
     state_of: Optional[str] = None
+    # An actor input fed by an output of the card's encoder (the latent between them).
+    encoder: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """
+    A second model that runs on each new camera frame and feeds latents to the actor.
+
+    The extreme-parkour family: a depth encoder (with a GRU) at the camera rate, the actor
+    at the control rate on the latest latent. ``model`` is relative to the actor ONNX
+    file's folder (or absolute); ``inputs`` use the card's InputSpec syntax (groups and
+    recurrent states, never another encoder); ``outputs`` are the latents the actor reads.
+    """
+
+    model: str
+    inputs: tuple
+    outputs: tuple
+    # Pairs (state input name, matching output name), carried from frame to frame.
+    recurrent: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -177,13 +199,31 @@ class PolicyCard:
     action_output: str
     groups: tuple
     action: ActionSpec
-    image: Optional[ImageSpec] = None
+    # The cameras, in card order: one unnamed (``image:``) or several named (``images:``).
+    images: tuple = ()
     # Pairs (state input name, matching output name) for recurrent policies.
     recurrent: tuple = ()
     format_version: int = FORMAT_VERSION
     # The training actuators per joint (stiffness, damping, effort_limit, velocity_limit,
     # delay_steps, ...): information for the robot's controller, not applied by the node.
     actuators: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Several cameras: how far apart (s) the stamps of the frames one tick uses may be;
+    # None: the node's parameter decides.
+    max_camera_skew: Optional[float] = None
+    # Encoder + actor policies: the model run per camera frame; None: one model.
+    encoder: Optional[EncoderSpec] = None
+
+    @property
+    def image(self) -> Optional[ImageSpec]:
+        """Return the first (for most cards the only) camera, None for a camera-less card."""
+        return self.images[0] if self.images else None
+
+    def camera(self, name: str) -> ImageSpec:
+        """Return the camera called name ('' for the unnamed one of ``image:``)."""
+        for spec in self.images:
+            if spec.name == name:
+                return spec
+        raise CardError(f'camera {name!r} not in card (have {[s.name for s in self.images]})')
 
     def group(self, name: str) -> GroupSpec:
         """Return the observation group called name."""
@@ -222,27 +262,23 @@ class PolicyCard:
         data = {'format_version': self.format_version, 'name': self.name,
                 'control_dt': self.control_dt, 'joint_names': list(self.joint_names),
                 'default_joint_pos': list(self.default_joint_pos),
-                'inputs': [{k: v for k, v in (('name', i.name), ('shape', list(i.shape)),
-                                              ('dtype', i.dtype), ('group', i.group),
-                                              ('state_of', i.state_of)) if v is not None}
-                           for i in self.inputs],
+                'inputs': [_input_dict(i) for i in self.inputs],
                 'action_output': self.action_output,
                 'observations': {g.name: group(g) for g in self.groups}}
         if self.recurrent:
             data['recurrent'] = [list(p) for p in self.recurrent]
-        if self.image is not None:
-            im = self.image
-            data['image'] = {'data_type': im.data_type,
-                             'source_encodings': list(im.source_encodings),
-                             'crop': None if im.crop is None else list(im.crop),
-                             'resize': [im.width, im.height],
-                             'interpolation': im.interpolation, 'color_order': im.color_order,
-                             'normalize': im.normalize, 'max_depth': im.max_depth,
-                             'layout': im.layout}
-            if im.data_type == 'depth':
-                data['image']['depth_type'] = im.depth_type
-            if im.camera is not None:
-                data['image']['camera'] = _camera_dict(im.camera)
+        if self.encoder is not None:
+            enc = self.encoder
+            data['encoder'] = {'model': enc.model,
+                               'inputs': [_input_dict(i) for i in enc.inputs],
+                               'recurrent': [list(p) for p in enc.recurrent],
+                               'outputs': list(enc.outputs)}
+        if self.images and not self.images[0].name:
+            data['image'] = _image_dict(self.images[0])
+        elif self.images:
+            data['images'] = {im.name: _image_dict(im) for im in self.images}
+        if self.max_camera_skew is not None:
+            data['max_camera_skew'] = self.max_camera_skew
         a = self.action
         if a.type == 'terms':
             data['action'] = {'terms': [_action_term_dict(t) for t in a.terms]}
@@ -257,6 +293,25 @@ class PolicyCard:
     def to_yaml(self) -> str:
         """Return the card as YAML text."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def _image_dict(im: ImageSpec) -> dict:
+    out = {'data_type': im.data_type, 'source_encodings': list(im.source_encodings),
+           'crop': None if im.crop is None else list(im.crop), 'resize': [im.width, im.height],
+           'interpolation': im.interpolation, 'color_order': im.color_order,
+           'normalize': im.normalize, 'max_depth': im.max_depth, 'layout': im.layout}
+    if im.data_type == 'depth':
+        out['depth_type'] = im.depth_type
+    if im.camera is not None:
+        out['camera'] = _camera_dict(im.camera)
+    return out
+
+
+def _input_dict(spec: InputSpec) -> dict:
+    return {k: v for k, v in (('name', spec.name), ('shape', list(spec.shape)),
+                              ('dtype', spec.dtype), ('group', spec.group),
+                              ('state_of', spec.state_of), ('encoder', spec.encoder))
+            if v is not None}
 
 
 def _camera_dict(camera: CameraSpec) -> dict:
@@ -409,27 +464,27 @@ def _group(name: str, data: Any, where: str) -> GroupSpec:
     return GroupSpec(name=name, terms=terms, history_length=history, flatten_history_dim=flatten)
 
 
-def _image(data: Any) -> ImageSpec:
-    f = _Fields(data, 'image')
+def _image(data: Any, where: str = 'image', name: str = '') -> ImageSpec:
+    f = _Fields(data, where)
     size = f.get('resize', kind=list)
     if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
-        raise CardError(f'image.resize: expected [width, height] in pixels, found {size!r}')
+        raise CardError(f'{where}.resize: expected [width, height] in pixels, found {size!r}')
     data_type = f.choice('data_type', ('rgb', 'depth'), 'rgb')
     default_enc = ('rgb8', 'bgr8', 'rgba8', 'bgra8') if data_type == 'rgb' else ('32FC1', '16UC1')
     encodings = tuple(f.get('source_encodings', list(default_enc), list))
     for i, enc in enumerate(encodings):
         if enc not in IMAGE_ENCODINGS:
-            raise CardError(f'image.source_encodings[{i}]: expected one of '
+            raise CardError(f'{where}.source_encodings[{i}]: expected one of '
                             f'{list(IMAGE_ENCODINGS)}, found {enc!r}')
         is_depth = enc in ('16UC1', '32FC1')
         if is_depth != (data_type == 'depth') and not (enc == 'mono8' and data_type == 'rgb'):
-            raise CardError(f'image.source_encodings[{i}]: {enc!r} cannot feed a '
+            raise CardError(f'{where}.source_encodings[{i}]: {enc!r} cannot feed a '
                             f'{data_type!r} image')
     crop = f.get('crop', None, list)
     if crop is not None:
         if len(crop) != 4 or not all(isinstance(v, int) and v >= 0 for v in crop) or \
                 crop[2] == 0 or crop[3] == 0:
-            raise CardError(f'image.crop: expected [x, y, width, height] in source pixels '
+            raise CardError(f'{where}.crop: expected [x, y, width, height] in source pixels '
                             f'with width, height > 0, found {crop!r}')
         crop = tuple(crop)
     interpolation = f.choice('interpolation', INTERPOLATIONS, 'area')
@@ -439,23 +494,24 @@ def _image(data: Any) -> ImageSpec:
     max_depth = f.get('max_depth', None, (int, float))
     if max_depth is not None:
         if data_type != 'depth' or max_depth <= 0:
-            raise CardError(f'image.max_depth: only for depth images and > 0, found {max_depth!r}')
+            raise CardError(f'{where}.max_depth: only for depth images and > 0, found '
+                            f'{max_depth!r}')
         max_depth = float(max_depth)
     layout = f.choice('layout', LAYOUTS, 'NCHW')
     depth_type = f.choice('depth_type', DEPTH_TYPES, DEPTH_TYPES[0])
     if depth_type != DEPTH_TYPES[0] and data_type != 'depth':
-        raise CardError(f'image.depth_type: only for depth images, found {depth_type!r} with '
+        raise CardError(f'{where}.depth_type: only for depth images, found {depth_type!r} with '
                         f'data_type {data_type!r}')
     camera = f.get('camera', None, Mapping)
-    camera = None if camera is None else _camera(camera)
+    camera = None if camera is None else _camera(camera, f'{where}.camera')
     f.finish()
     return ImageSpec(width=size[0], height=size[1], data_type=data_type,
                      source_encodings=encodings, crop=crop, interpolation=interpolation,
                      color_order=color_order, normalize=normalize, max_depth=max_depth,
-                     layout=layout, camera=camera, depth_type=depth_type)
+                     layout=layout, camera=camera, depth_type=depth_type, name=name)
 
 
-def _camera(data: Any) -> CameraSpec:
+def _camera(data: Any, where: str = 'image.camera') -> CameraSpec:
     """
     Read the training camera from ``image.camera``: K, or Isaac Lab's pinhole spawn fields.
 
@@ -466,27 +522,27 @@ def _camera(data: Any) -> CameraSpec:
     refused (give K for such a camera: the importer writes K for a RayCasterCamera, whose
     pattern does use them).
     """
-    f = _Fields(data, 'image.camera')
+    f = _Fields(data, where)
     size = []
     for key in ('width', 'height'):
         value = f.get(key, kind=int)
         if value <= 0:
-            raise CardError(f'image.camera.{key}: expected pixels > 0, found {value}')
+            raise CardError(f'{where}.{key}: expected pixels > 0, found {value}')
         size.append(value)
     width, height = size
     k = f.get('K', None, list)
     given = [key for key in PINHOLE_FIELDS if data.get(key) is not None]
     if (k is None) == (not given):
-        raise CardError(f'image.camera: give either K [fx, fy, cx, cy] or the pinhole fields '
+        raise CardError(f'{where}: give either K [fx, fy, cx, cy] or the pinhole fields '
                         f"of Isaac Lab's PinholeCameraCfg {list(PINHOLE_FIELDS)}, found K={k!r} "
                         f'and {given}')
     if k is not None:
         f.used.update(PINHOLE_FIELDS)  # all null here
-        fx, fy, cx, cy = _floats(k, 'image.camera.K', 4)
+        fx, fy, cx, cy = _floats(k, f'{where}.K', 4)
         if fx <= 0 or fy <= 0:
-            raise CardError(f'image.camera.K: expected fx, fy > 0, found {list(k)}')
+            raise CardError(f'{where}.K: expected fx, fy > 0, found {list(k)}')
         if not (0 <= cx <= width and 0 <= cy <= height):
-            raise CardError(f'image.camera.K: principal point ({cx}, {cy}) lies outside the '
+            raise CardError(f'{where}.K: principal point ({cx}, {cy}) lies outside the '
                             f'{width}x{height} image')
         f.finish()
         return CameraSpec(width, height, fx, fy, cx, cy)
@@ -494,21 +550,21 @@ def _camera(data: Any) -> CameraSpec:
     for i, key in enumerate(PINHOLE_FIELDS):
         value = f.get(key, ... if i < 2 else None, (int, float))  # focal length, h. aperture
         if value is not None and not math.isfinite(value):
-            raise CardError(f'image.camera.{key}: expected a finite number, found {value!r}')
+            raise CardError(f'{where}.{key}: expected a finite number, found {value!r}')
         pin[key] = None if value is None else float(value)
     f.finish()
     for key in ('focal_length', 'horizontal_aperture'):
         if pin[key] <= 0:
-            raise CardError(f'image.camera.{key}: expected > 0 (cm), found {pin[key]}')
+            raise CardError(f'{where}.{key}: expected > 0 (cm), found {pin[key]}')
     square = pin['horizontal_aperture'] * height / width
     va = pin['vertical_aperture']
     if va is not None and abs(va - square) > 1e-6 * square:
-        raise CardError(f'image.camera.vertical_aperture: Isaac Lab renders square pixels, so '
+        raise CardError(f'{where}.vertical_aperture: Isaac Lab renders square pixels, so '
                         f'it is horizontal_aperture x height / width = {square:.6g} (or null), '
                         f'found {va}; give K for a camera with other pixels')
     for key in PINHOLE_FIELDS[3:]:
         if pin[key]:
-            raise CardError(f"image.camera.{key}: Isaac Lab's Camera ignores aperture offsets "
+            raise CardError(f"{where}.{key}: Isaac Lab's Camera ignores aperture offsets "
                             f'(principal point at the image centre), found {pin[key]}; give K '
                             f'for an off-centre principal point')
     fx = width * pin['focal_length'] / pin['horizontal_aperture']
@@ -629,7 +685,8 @@ def _actuators(data: Any, joint_names: tuple) -> Mapping[str, Mapping[str, Any]]
     return out
 
 
-def _input(data: Any, where: str) -> InputSpec:
+def _input(data: Any, where: str, latent: bool = True) -> InputSpec:
+    """Read one model input; ``latent``: it may be fed by an encoder output (the actor's)."""
     f = _Fields(data, where)
     name = f.get('name', kind=str)
     shape = f.get('shape', kind=list)
@@ -639,16 +696,43 @@ def _input(data: Any, where: str) -> InputSpec:
     dtype = f.choice('dtype', DTYPES, 'float32')
     group = f.get('group', None, str)
     state_of = f.get('state_of', None, str)
+    encoder = f.get('encoder', None, str)
+    if encoder is not None and not latent:
+        raise CardError(f'{f.path("encoder")}: an encoder input is fed by observation groups '
+                        f'and recurrent states, not by an encoder output, found {encoder!r}')
     f.finish()
     empty = 0 in shape
-    if empty and (group is not None or state_of is not None):
+    feeds = {'group': group, 'state_of': state_of, 'encoder': encoder}
+    given = {k: v for k, v in feeds.items() if v is not None}
+    kinds = ('group (an observation group), state_of (the recurrent output it carries) or '
+             'encoder (the encoder output it reads)' if latent else
+             'group (an observation group) or state_of (the recurrent output it carries)')
+    if empty and given:
         raise CardError(f'{where}: an input of shape {shape} holds no values; it takes '
-                        f'neither group nor state_of (it is fed with an empty array)')
-    if not empty and (group is None) == (state_of is None):
-        raise CardError(f'{where}: give exactly one of group (an observation group) or '
-                        f'state_of (the recurrent output it carries), found '
-                        f'group={group!r}, state_of={state_of!r}')
-    return InputSpec(name=name, shape=tuple(shape), dtype=dtype, group=group, state_of=state_of)
+                        f'no {kinds} (it is fed with an empty array), found {given}')
+    if not empty and len(given) != 1:
+        raise CardError(f'{where}: give exactly one of {kinds}, found '
+                        + ', '.join(f'{k}={v!r}' for k, v in feeds.items()
+                                    if latent or k != 'encoder'))
+    return InputSpec(name=name, shape=tuple(shape), dtype=dtype, group=group, state_of=state_of,
+                     encoder=encoder)
+
+
+def _encoder(data: Any) -> EncoderSpec:
+    f = _Fields(data, 'encoder')
+    model = f.get('model', kind=str)
+    if not model.strip():
+        raise CardError(f'encoder.model: expected an ONNX file name, found {model!r}')
+    inputs_data = f.get('inputs', kind=list)
+    if not inputs_data:
+        raise CardError('encoder.inputs: expected at least one encoder input')
+    inputs = tuple(_input(d, f'encoder.inputs[{i}]', latent=False)
+                   for i, d in enumerate(inputs_data))
+    recurrent = tuple(tuple(_names(pair, f'encoder.recurrent[{i}]'))
+                      for i, pair in enumerate(f.get('recurrent', [], list)))
+    outputs = _names(f.get('outputs', kind=list), 'encoder.outputs')
+    f.finish()
+    return EncoderSpec(model=model, inputs=inputs, outputs=outputs, recurrent=recurrent)
 
 
 def card_from_dict(data: Any) -> PolicyCard:
@@ -670,52 +754,123 @@ def card_from_dict(data: Any) -> PolicyCard:
                    if v is not None)
     if not groups:
         raise CardError('observations: at least one observation group is required')
-    image = _image(f.get('image')) if f.get('image', None) is not None else None
+    images = _images(f.get('image', None, Mapping), f.get('images', None, Mapping))
+    skew = f.get('max_camera_skew', None, (int, float))
+    if skew is not None and (len(images) < 2 or not 0 < skew < math.inf):
+        raise CardError(f'max_camera_skew: seconds > 0, for a card with several cameras; found '
+                        f'{skew!r} with {len(images)} camera(s)')
     action = _action(f.get('action', {}, Mapping), joint_names, default_pos)
     inputs = tuple(_input(d, f'inputs[{i}]') for i, d in enumerate(f.get('inputs', kind=list)))
     action_output = f.get('action_output', 'actions', str)
     recurrent = tuple(tuple(_names(pair, f'recurrent[{i}]'))
                       for i, pair in enumerate(f.get('recurrent', [], list)))
     actuators = _actuators(f.get('actuators', {}, Mapping), joint_names)
+    encoder = f.get('encoder', None, Mapping)
+    encoder = None if encoder is None else _encoder(encoder)
     f.finish()
     card = PolicyCard(name=name, control_dt=control_dt, joint_names=joint_names,
                       default_joint_pos=default_pos, inputs=inputs, action_output=action_output,
-                      groups=groups, action=action, image=image, recurrent=recurrent,
-                      format_version=version, actuators=actuators)
+                      groups=groups, action=action, images=images, recurrent=recurrent,
+                      format_version=version, actuators=actuators,
+                      max_camera_skew=None if skew is None else float(skew), encoder=encoder)
     _check_wiring(card)
     return card
+
+
+def _images(single: Optional[Mapping], named: Optional[Mapping]) -> tuple:
+    """Read ``image:`` (one camera) or ``images:`` (camera name -> image section)."""
+    if single is not None and named is not None:
+        raise CardError('image, images: give one camera as image or several as images, not '
+                        'both')
+    if single is not None:
+        return (_image(single),)
+    if named is None:
+        return ()
+    if not named:
+        raise CardError('images: expected camera name -> image section, found none')
+    images = []
+    for name, data in named.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise CardError(f'images: camera names are identifiers (they name topics and '
+                            f'parameters), found {name!r}')
+        images.append(_image(data, f'images.{name}', name))
+    return tuple(images)
+
+
+def _check_inputs(inputs: tuple, recurrent: tuple, prefix: str, group_names: list) -> None:
+    """One model's inputs: unique names, known groups, state inputs paired in recurrent."""
+    seen = set()
+    for i, spec in enumerate(inputs):
+        if spec.name in seen:
+            raise CardError(f'{prefix}inputs[{i}].name: {spec.name!r} listed twice')
+        seen.add(spec.name)
+        if spec.group is not None and spec.group not in group_names:
+            raise CardError(f'{prefix}inputs[{i}].group: {spec.group!r} is not an observation '
+                            f'group (have {group_names})')
+    for i, pair in enumerate(recurrent):
+        if len(pair) != 2:
+            raise CardError(f'{prefix}recurrent[{i}]: expected [state input, state output], '
+                            f'found {list(pair)}')
+        if pair[0] not in seen:
+            raise CardError(f'{prefix}recurrent[{i}]: {pair[0]!r} is not a model input')
+    states = {s.name: s.state_of for s in inputs if s.state_of}
+    for name, out in states.items():
+        if (name, out) not in recurrent:
+            raise CardError(f'{prefix}inputs: {name!r} is state_of {out!r} but '
+                            f'{prefix}recurrent does not pair them')
 
 
 def _check_wiring(card: PolicyCard) -> None:
     """Cross-field checks: every input is fed, every group used, images declared."""
     group_names = card.group_names
-    seen = set()
-    for i, spec in enumerate(card.inputs):
-        if spec.name in seen:
-            raise CardError(f'inputs[{i}].name: {spec.name!r} listed twice')
-        seen.add(spec.name)
-        if spec.group is not None and spec.group not in group_names:
-            raise CardError(f'inputs[{i}].group: {spec.group!r} is not an observation group '
-                            f'(have {group_names})')
+    _check_inputs(card.inputs, card.recurrent, '', group_names)
     fed = {s.group for s in card.inputs if s.group}
+    enc = card.encoder
+    if enc is not None:
+        _check_inputs(enc.inputs, enc.recurrent, 'encoder.', group_names)
+        # A group is built either per camera frame (encoder) or per tick (actor): one
+        # feeding both would be computed twice, from different samples.
+        for i, spec in enumerate(enc.inputs):
+            if spec.group in fed:
+                raise CardError(f'encoder.inputs[{i}].group: {spec.group!r} also feeds an actor '
+                                f'input; a group feeds the encoder (built per frame) or the '
+                                f'actor (built per tick), not both')
+        fed |= {s.group for s in enc.inputs if s.group}
+        read = {s.encoder for s in card.inputs if s.encoder}
+        unread = [o for o in enc.outputs if o not in read]
+        if unread:
+            raise CardError(f'encoder.outputs: {unread} feed no actor input (give an input '
+                            f'with encoder: <output>)')
+    for i, spec in enumerate(card.inputs):
+        if spec.encoder is None:
+            continue
+        if enc is None:
+            raise CardError(f'inputs[{i}].encoder: {spec.encoder!r} names an encoder output '
+                            f'but the card has no encoder section')
+        if spec.encoder not in enc.outputs:
+            raise CardError(f'inputs[{i}].encoder: {spec.encoder!r} is not one of '
+                            f'encoder.outputs {list(enc.outputs)}')
     unused = [g for g in group_names if g not in fed]
     if unused:
         raise CardError(f'observations: group(s) {unused} feed no model input')
-    for i, pair in enumerate(card.recurrent):
-        if len(pair) != 2:
-            raise CardError(f'recurrent[{i}]: expected [state input, state output], found '
-                            f'{list(pair)}')
-        if pair[0] not in seen:
-            raise CardError(f'recurrent[{i}]: {pair[0]!r} is not a model input')
-    states = {s.name: s.state_of for s in card.inputs if s.state_of}
-    for name, out in states.items():
-        if (name, out) not in card.recurrent:
-            raise CardError(f'inputs: {name!r} is state_of {out!r} but recurrent does not pair '
-                            f'them')
-    uses_image = any(t.name == 'image' for g in card.groups for t in g.terms)
-    if uses_image and card.image is None:
-        raise CardError('image: an observation term uses the camera but the card has no '
-                        'image section')
+    names = [spec.name for spec in card.images]
+    used = set()
+    for g in card.groups:
+        for i, t in enumerate(g.terms):
+            if t.name != 'image':
+                continue
+            where = f'observations.{g.name}.terms[{i}].params.camera'
+            camera = t.params.get('camera', '')
+            if not card.images:
+                raise CardError(f'image: an observation term uses the camera but the card '
+                                f'has no image section (observations.{g.name}.terms[{i}])')
+            if camera not in names:
+                expected = f'one of {names}' if names[0] else "'' or absent (one camera)"
+                raise CardError(f'{where}: expected {expected}, found {camera!r}')
+            used.add(camera)
+    unused = [n for n in names if n and n not in used]
+    if unused:
+        raise CardError(f'images: camera(s) {unused} feed no image term')
 
 
 def load_card(path: str | Path) -> PolicyCard:

@@ -6,6 +6,10 @@ frame once (``set_image``: checked and preprocessed once per frame), the values 
 other sources (``set_extras``), and per tick the joint samples (``step``). The node, the
 tests, replay and training drive the same core, so a test can recompute exactly what the
 node published from the same inputs.
+
+``set_image`` is ``preprocess`` then ``set_frame``: the node preprocesses on a worker
+thread (``preprocess`` changes no core state) and installs the frame under its lock, so a
+control tick never waits for a resize. Every other call comes from one thread at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from .registry import load_registry, Registry
 from .runtime import PolicyRuntime
 from .sources import InputError
 
-__all__ = ['InputError', 'JointMap', 'NonFiniteError', 'PolicyCore', 'STAGES', 'TickRecord']
+__all__ = ['Frame', 'InputError', 'JointMap', 'NonFiniteError', 'PolicyCore', 'STAGES',
+           'TickRecord']
 
 # The node's per-tick stages, in order; the core times the middle four.
 STAGES = ('receive', 'preprocess', 'observation', 'inference', 'postprocess', 'publish')
@@ -48,6 +53,27 @@ class TickRecord:
     raw: np.ndarray                   # network output
     targets: np.ndarray               # after the action mapping, before the safety filter
     command: np.ndarray               # after the safety filter: what is published
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A camera frame through its camera's pipeline, to be installed with ``set_frame``."""
+
+    camera: str               # the card's camera name ('' for a card's one camera)
+    image: np.ndarray         # the pipeline's output buffer (copied when installed)
+    pipeline: ImagePipeline   # what made it: a pipeline replaced since (camera_info) voids it
+    seconds: float            # preprocessing time
+
+
+class _Camera:
+    """One camera of the card: its pipeline, real camera setup and installed frame."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.pipeline = ImagePipeline(spec)
+        self.setup: Optional[CameraSetup] = None   # the real camera (update_camera)
+        self.image = np.zeros_like(self.pipeline.out)  # what the ticks read
+        self.has_frame = False
 
 
 class JointMap:
@@ -103,9 +129,7 @@ class PolicyCore:
     def __init__(self, card: PolicyCard, runtime_factory, limits: SafetyLimits,
                  registry: Optional[Registry] = None):
         self.card = card
-        self._pipeline = ImagePipeline(card.image) if card.image is not None else None
-        # The real camera and what the pipeline does for it (update_camera); None: none yet.
-        self.camera: Optional[CameraSetup] = None
+        self.cameras = {spec.name: _Camera(spec) for spec in card.images}
         # The terms (built in and plugins) come from the registry the operator chose.
         registry = registry if registry is not None else load_registry()
         self._builder = ObservationBuilder(card, registry)
@@ -123,7 +147,7 @@ class PolicyCore:
         self._sample = Sample(joint_pos=np.zeros(n, dtype=np.float32),
                               joint_vel=np.zeros(n, dtype=np.float32),
                               last_action=np.zeros(width, dtype=np.float32))
-        self._has_image = False
+        self._sample.images.update({name: c.image for name, c in self.cameras.items()})
         # The action joints inside the card's joint order.
         self._action_index = np.array([card.joint_names.index(j)
                                        for j in card.action.joint_names], dtype=np.intp)
@@ -144,16 +168,22 @@ class PolicyCore:
         """Return the onnxruntime execution providers in use."""
         return self.runtime.providers
 
-    def check_image(self, encoding: str, width: int, height: int) -> None:
-        """Raise ImageError if a frame of this encoding and size cannot feed the card."""
-        camera = self.camera
-        if camera is not None and (width, height) != (camera.real.width, camera.real.height):
+    @property
+    def camera(self) -> Optional[CameraSetup]:
+        """Return the first camera's real-camera setup (None: no camera_info taken yet)."""
+        return next(iter(self.cameras.values())).setup if self.cameras else None
+
+    def check_image(self, encoding: str, width: int, height: int, camera: str = '') -> None:
+        """Raise ImageError if a frame of this encoding and size cannot feed the camera."""
+        cam = self.cameras[camera]
+        setup = cam.setup
+        if setup is not None and (width, height) != (setup.real.width, setup.real.height):
             raise FrameSizeError(f'image is {width}x{height} but camera_info says '
-                                 f'{camera.real.width}x{camera.real.height}')
-        self._pipeline.check_source(encoding, width, height)
+                                 f'{setup.real.width}x{setup.real.height}')
+        cam.pipeline.check_source(encoding, width, height)
 
     def update_camera(self, real: Intrinsics, fov_matching: bool,
-                      warnings: tuple = ()) -> Optional[CameraSetup]:
+                      warnings: tuple = (), camera: str = '') -> Optional[CameraSetup]:
         """
         Take the real camera (camera.camera_from_info) and set the image pipeline up for it.
 
@@ -164,33 +194,54 @@ class PolicyCore:
         depth rays were computed for it) and camera.FovError/CameraError when the camera
         cannot give the training view; the pipeline is then left as it was.
         """
-        if self.camera is not None:
-            if self.camera.real.same_as(real):
+        cam = self.cameras[camera]
+        if cam.setup is not None:
+            if cam.setup.real.same_as(real):
                 return None
             raise CameraInfoError(f'camera_info changed while configured: was '
-                                  f'{self.camera.real.text()}, now {real.text()}; the crop and '
+                                  f'{cam.setup.real.text()}, now {real.text()}; the crop and '
                                   f'depth conversion were computed for the first; reconfigure '
                                   f'the node to accept the new calibration')
-        setup = setup_camera(self.card.image, real, fov_matching, warnings)
-        pipeline = ImagePipeline(replace(self.card.image, crop=setup.crop))
+        setup = setup_camera(cam.spec, real, fov_matching, warnings)
+        pipeline = ImagePipeline(replace(cam.spec, crop=setup.crop))
         pipeline.depth_scale = setup.depth_scale
         # Frames preprocessed for another crop must not feed the policy.
-        self._pipeline, self._has_image = pipeline, False
-        self.camera = setup
+        cam.pipeline, cam.has_frame = pipeline, False
+        cam.setup = setup
         return setup
 
-    def set_image(self, view: np.ndarray, encoding: str) -> None:
+    def preprocess(self, view: np.ndarray, encoding: str, camera: str = '') -> Frame:
+        """
+        Check a new frame and run it through its camera's pipeline; no core state changes.
+
+        Raises ImageError when the frame cannot be used. Call it from one thread at a time
+        (the pipeline's buffers are reused).
+        """
+        t0 = time.perf_counter()
+        cam = self.cameras[camera]
+        pipeline = cam.pipeline
+        if cam.setup is not None:
+            self.check_image(encoding, view.shape[1], view.shape[0], camera)
+        image = pipeline.process(view, encoding)
+        return Frame(camera, image, pipeline, time.perf_counter() - t0)
+
+    def set_frame(self, frame: Frame) -> bool:
+        """Install a preprocessed frame for the next ticks; False if its pipeline was replaced."""
+        cam = self.cameras[frame.camera]
+        if frame.pipeline is not cam.pipeline:
+            return False  # preprocessed before camera_info changed the crop
+        np.copyto(cam.image, frame.image)
+        cam.has_frame = True
+        self.timing['preprocess'] = frame.seconds
+        return True
+
+    def set_image(self, view: np.ndarray, encoding: str, camera: str = '') -> None:
         """
         Check and preprocess a new camera frame once; the following ticks use it.
 
         Raises ImageError (and keeps the previous frame) when the frame cannot be used.
         """
-        t0 = time.perf_counter()
-        if self.camera is not None:
-            self.check_image(encoding, view.shape[1], view.shape[0])
-        self._sample.image = self._pipeline.process(view, encoding)
-        self._has_image = True
-        self.timing['preprocess'] = time.perf_counter() - t0
+        self.set_frame(self.preprocess(view, encoding, camera))
 
     def set_extras(self, values: Mapping[str, np.ndarray]) -> None:
         """Hand the core the values of a source (``Source.read``) for the next ticks."""
@@ -203,8 +254,10 @@ class PolicyCore:
         Raises NonFiniteError instead of returning a command from bad numbers, and
         InputError when the card needs an image and none was set yet.
         """
-        if self._pipeline is not None and not self._has_image:
-            raise InputError('no camera frame has been set')
+        if 'image' in self.needs:
+            missing = [name for name, c in self.cameras.items() if not c.has_frame]
+            if missing:
+                raise InputError(f'no frame yet from camera(s) {missing}')
         sample = self._sample
         sample.joint_pos[:] = joint_pos
         sample.joint_vel[:] = joint_vel

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import enum
+import math
 from typing import Dict, Iterable, Optional
 
 IMAGE, JOINTS = 'image', 'joint_states'
+
+
+def camera_input(camera: str) -> str:
+    """Return the input name of a camera: 'image' for a card's one unnamed camera."""
+    return f'{IMAGE}/{camera}' if camera else IMAGE
 
 
 class HoldReason(enum.Enum):
@@ -31,6 +37,7 @@ class HoldReason(enum.Enum):
     SHUTDOWN = 'shutdown'
     NO_CAMERA_INFO = 'no camera_info'             # detail: the topic
     CAMERA_INFO_INVALID = 'camera_info unusable'  # detail: what is wrong with it
+    CAMERA_SKEW = 'camera frames too far apart'   # detail: the cameras and their spread
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,16 @@ class _Input:
 class InputMonitor:
     """Tracks the inputs a card needs and decides, per tick, command or hold."""
 
-    def __init__(self, inputs: Iterable[str]):
-        """Watch these inputs: 'joint_states', 'image' if the card has one, source names."""
+    def __init__(self, inputs: Iterable[str], max_camera_skew: float = math.inf):
+        """
+        Watch these inputs: 'joint_states', each camera's (camera_input), source names.
+
+        With several cameras a tick holds when their newest frames' stamps are more than
+        max_camera_skew seconds apart.
+        """
         self._inputs: Dict[str, _Input] = {name: _Input() for name in inputs}
+        self._cameras = [n for n in self._inputs if n == IMAGE or n.startswith(IMAGE + '/')]
+        self.max_camera_skew = max_camera_skew
         self.estop = False
         self.joints_valid = False
         self.holding = False
@@ -134,7 +148,21 @@ class InputMonitor:
         state.seq += 1
 
     def _age_limit(self, name: str, ages: Ages) -> float:
-        return {IMAGE: ages.image, JOINTS: ages.joint_state}.get(name, ages.extra)
+        if name in self._cameras:
+            return ages.image
+        return ages.joint_state if name == JOINTS else ages.extra
+
+    def camera_skew(self) -> Optional[Hold]:
+        """Return the skew hold when the cameras' newest frames are too far apart."""
+        if len(self._cameras) < 2:
+            return None
+        stamps = [self._inputs[n].stamp_ns for n in self._cameras]
+        spread = (max(stamps) - min(stamps)) * 1e-9
+        if spread <= self.max_camera_skew:
+            return None
+        return Hold(HoldReason.CAMERA_SKEW,
+                    f'{", ".join(self._cameras)} stamped {spread * 1e3:.1f} ms apart, '
+                    f'max_camera_skew {self.max_camera_skew * 1e3:.1f} ms')
 
     def decide(self, now_ns: int, ages: Ages) -> Optional[Hold]:
         """Return the hold this tick needs, or None: command."""
@@ -150,6 +178,9 @@ class InputMonitor:
         for name, state in self._inputs.items():
             if abs(now_ns - state.stamp_ns) * 1e-9 > self._age_limit(name, ages):
                 return Hold(HoldReason.INPUT_TOO_OLD, name)
+        skew = self.camera_skew()
+        if skew is not None:
+            return skew
         if self.holding and any(self._inputs[n].seq <= seq
                                 for n, seq in self._resume_after.items()):
             return self.hold  # stay held until data newer than the hold arrive

@@ -38,9 +38,11 @@ from .camera import camera_from_info, CameraError, FrameSizeError, needs_camera_
 from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .frame_loss import FrameLossCounter
+from .frame_worker import FrameWorker
 from .image import ImageError, limit_blas_threads
 from .image_cdr import parse_image
-from .monitor import Ages, ClockState, ClockWatch, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
+from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReason, IMAGE, \
+    InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
 from .recording import check_record_path, CLOCK, Recorder, RecordingInfo
@@ -96,10 +98,12 @@ class PolicyInferenceNode(LifecycleNode):
         self._recorder: Optional[Recorder] = None  # record_path: writes on its own thread
         self._pos = self._vel = self._pos_in = self._vel_in = None  # card joint order
         self._msg = self._positions = None  # the one trajectory message, reused
-        self._image_stamp_ns = 0      # stamp of the frame the core holds
-        self._image_used = True
-        # Frames the camera sent that never reached this node (gaps in header.stamp).
-        self._frame_loss = FrameLossCounter()
+        self._image_stamp_ns = {}     # camera -> stamp of the frame the core holds
+        self._unused = set()          # cameras whose installed frame no tick has used yet
+        # Per camera: frames the camera sent that never reached this node (stamp gaps).
+        self._frame_loss = {}
+        # Frames are preprocessed here, off the executor: a tick never waits for a resize.
+        self._worker = FrameWorker(self._install_frame, 'policy_inference_frames')
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._clock_watch = ClockWatch(False, 2.0)
         self._clock_state = ClockState.RUNNING
@@ -166,7 +170,10 @@ class PolicyInferenceNode(LifecycleNode):
                          sorted(core.needs - {IMAGE, 'joint_vel'})}
         self._log_plugins(registry, card)
         self.params, self.core = p, core
-        self.monitor = InputMonitor([JOINTS] + [IMAGE] * uses_camera + list(self._sources))
+        cameras = list(core.cameras) if uses_camera else []
+        self.monitor = InputMonitor([JOINTS] + [camera_input(c) for c in cameras] +
+                                    list(self._sources), p.camera_skew(card))
+        self._frame_loss = {c: FrameLossCounter() for c in cameras}
         # The latest message is extracted into _pos_in/_vel_in; only a valid one is kept.
         self._pos_in, self._vel_in, self._pos, self._vel = np.zeros((4, len(card.joint_names)))
         tfs = p.time_from_start or p.control_dt
@@ -183,30 +190,45 @@ class PolicyInferenceNode(LifecycleNode):
         self._traj_pub = self.create_lifecycle_publisher(JointTrajectory, p.trajectory_topic,
                                                          10)
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self._subs = [
-            self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state,
-                                     best_effort),
-            self.create_subscription(Bool, p.estop_topic, self._on_estop, 10)]
-        if uses_camera:
-            self._subs.append(self.create_subscription(Image, p.image_topic, self._on_image,
-                                                       qos_profile_sensor_data, raw=True))
+        subs = {JOINTS: self.create_subscription(JointState, p.joint_states_topic,
+                                                 self._on_joint_state, best_effort),
+                'estop': self.create_subscription(Bool, p.estop_topic, self._on_estop, 10)}
+        for camera in cameras:
+            # A raw subscription: the CDR bytes are viewed in place (image_cdr); rclpy's
+            # deserialisation would copy every pixel (3.8 ms for a 1080p frame).
+            subs[camera_input(camera)] = self.create_subscription(
+                Image, self._camera_topic(camera, 'image_topic', 'image_raw'),
+                lambda data, c=camera: self._on_image(c, data), qos_profile_sensor_data,
+                raw=True)
         for source in self._sources.values():
-            self._subs.append(self._subscribe_source(source))
+            subs[source.name] = self._subscribe_source(source)
+        self._subs = list(subs.values())
         if p.record_path:
-            names = [JOINTS, 'estop'] + [IMAGE] * uses_camera + list(self._sources)
-            topics = {n: sub.topic_name for n, sub in zip(names, self._subs)}
+            topics = {n: sub.topic_name for n, sub in subs.items()}
             if self.get_parameter('use_sim_time').value:
                 topics[CLOCK] = '/clock'  # the recorder writes the clock of every tick
             self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
                 core, p.model_path, topics, p.robot_joint_names,
                 f'{self.get_fully_qualified_name()}/tick', vars(p)))
-        if needs_camera_info(card.image, p.fov_matching):
-            # Hold until the real camera's calibration gives the crop / depth rays.
-            sub = self.create_subscription(CameraInfo, p.camera_info_topic,
-                                           self._on_camera_info, qos_profile_sensor_data)
-            self._subs.append(sub)
-            self.monitor.set_condition('camera_info', Hold(HoldReason.NO_CAMERA_INFO,
-                                                           sub.topic_name))
+        for camera in cameras:
+            if needs_camera_info(core.cameras[camera].spec, p.fov_matching):
+                # Hold until the real camera's calibration gives the crop / depth rays.
+                sub = self.create_subscription(
+                    CameraInfo, self._camera_topic(camera, 'camera_info_topic', 'camera_info'),
+                    lambda msg, c=camera: self._on_camera_info(c, msg), qos_profile_sensor_data)
+                self._subs.append(sub)
+                self.monitor.set_condition(f'camera_info {camera}'.strip(), Hold(
+                    HoldReason.NO_CAMERA_INFO, sub.topic_name))
+
+    def _camera_topic(self, camera: str, parameter: str, default: str) -> str:
+        """Return a camera's topic: image_topic etc. for the unnamed, <name>_... for others."""
+        if not camera:
+            return self.get_parameter(parameter).value
+        name = f'{camera}_{parameter}'
+        if not self.has_parameter(name):
+            self.declare_parameter(name, f'{camera}/{default}', ParameterDescriptor(
+                description=f'camera {camera!r} of the card: {parameter}'))
+        return self.get_parameter(name).value
 
     def _log_plugins(self, registry, card) -> None:
         """Log where each term not built in came from, and the training actuators."""
@@ -230,7 +252,8 @@ class PolicyInferenceNode(LifecycleNode):
             self._recorder = None
 
     def destroy_node(self) -> None:
-        """Finish the recording, if any, then destroy the node."""
+        """Stop the frame worker, finish the recording, if any, then destroy the node."""
+        self._worker.stop()
         self._stop_recording()
         super().destroy_node()
 
@@ -246,9 +269,11 @@ class PolicyInferenceNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start commanding; the first command waits for fresh data."""
-        self.core.reset()
-        self.monitor.reset()
-        self._frame_loss.reset()
+        with self._lock:
+            self.core.reset()
+            self.monitor.reset()
+            for loss in self._frame_loss.values():
+                loss.reset()
         self.monitor.start_hold(Hold(HoldReason.WAITING))
         self.monitor.hold_sent = False  # nothing was commanded yet: no hold message due
         self._active = True
@@ -272,6 +297,7 @@ class PolicyInferenceNode(LifecycleNode):
 
     def _release(self) -> None:
         """Close what configure opened (also after a configure that failed half-way)."""
+        self._worker.clear()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -279,8 +305,9 @@ class PolicyInferenceNode(LifecycleNode):
             self.destroy_lifecycle_publisher(self._traj_pub)
             self._traj_pub = None
         self._stop_recording()
-        self.core = None
-        self.monitor = InputMonitor(())
+        with self._lock:
+            self.core = None
+            self.monitor = InputMonitor(())
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Hold if active, then release everything."""
@@ -317,76 +344,101 @@ class PolicyInferenceNode(LifecycleNode):
         setattr(self.stats.counters, counter, getattr(self.stats.counters, counter) + 1)
         self.get_logger().warn(f'{what} rejected: {problem}', throttle_duration_sec=1.0)
 
-    def _on_image(self, serialized: bytes) -> None:
-        # A raw subscription: the CDR bytes are viewed in place (image_cdr); rclpy's
-        # deserialisation would copy every pixel (3.8 ms for a 1080p frame).
+    def _on_image(self, camera: str, serialized: bytes) -> None:
+        """Check the frame's header and hand it to the worker (preprocessing happens there)."""
         t0 = time.perf_counter()
         self.stats.counters.images_received += 1
         self.stats.rates['image'].add(time.monotonic())
-        if self.core is None:
-            return
-        now = self._observe_clock()
-        try:
-            frame = parse_image(serialized)
-        except ImageError as exc:
-            self._reject('images_rejected', 'image', str(exc))
-            return
-        stamp = frame.stamp_ns
-        self._frame_loss.add(stamp)
-        problem = self.monitor.check_stamp(IMAGE, stamp, self.params.max_image_age)
-        if problem is None:
+        with self._lock:
+            core = self.core
+            if core is None:
+                return
+            self._observe_clock()
             try:
-                self.core.check_image(frame.encoding, frame.width, frame.height)
-                t1 = time.perf_counter()
-                self.core.set_image(frame.pixels, frame.encoding)
+                frame = parse_image(serialized)
             except ImageError as exc:
-                problem = str(exc)
-                if isinstance(exc, FrameSizeError):  # camera_info describes another camera
-                    self.monitor.set_condition('camera_frame', Hold(
-                        HoldReason.CAMERA_INFO_INVALID, problem))
-        if problem is not None:
-            self._reject('images_rejected', 'image', problem)
-            return
-        self.monitor.set_condition('camera_frame', None)
-        if not self._image_used:
-            self.stats.counters.images_unused += 1
-        self._image_used = False
-        self._image_stamp_ns = stamp
-        self.monitor.accept(IMAGE, stamp)
-        if self._recorder is not None:
-            self._recorder.add_input(IMAGE, serialized, now, reliable=False,
-                                     type_name='sensor_msgs/msg/Image')
-        self.stats.stages['receive'].append(t1 - t0)
-        self.stats.stages['preprocess'].append(self.core.timing['preprocess'])
-        if self.params.trigger == 'image' and self._active:
-            self._tick()
+                self._reject('images_rejected', 'image', str(exc))
+                return
+            self._frame_loss[camera].add(frame.stamp_ns)
+            name = camera_input(camera)
+            problem = self.monitor.check_stamp(name, frame.stamp_ns, self.params.max_image_age)
+            if problem is not None:
+                self._reject('images_rejected', name, problem)
+                return
+            self.stats.stages['receive'].append(time.perf_counter() - t0)
+        # The worker keeps the serialized bytes alive while it reads the pixels in place.
+        if not self._worker.submit(camera, (core, frame, serialized)):
+            with self._lock:
+                self.stats.counters.images_superseded += 1
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        if self.core is None:
-            return
-        roi = msg.roi
+    def _install_frame(self, camera: str, item) -> None:
+        """On the worker thread: preprocess a frame, then install it under the node lock."""
+        core, frame, serialized = item
+        condition = f'camera_frame {camera}'.strip()
         try:
-            real, warnings = camera_from_info(
-                msg.width, msg.height, msg.k, msg.d, msg.binning_x, msg.binning_y,
-                (roi.x_offset, roi.y_offset, roi.width, roi.height))
-            setup = self.core.update_camera(real, self.params.fov_matching, warnings)
-        except CameraError as exc:
-            self.stats.counters.camera_infos_rejected += 1
-            self.error = str(exc)
-            self.get_logger().error(f'camera_info rejected: {exc}', throttle_duration_sec=5.0)
-            self.monitor.set_condition('camera_info', Hold(HoldReason.CAMERA_INFO_INVALID,
-                                                           str(exc)))
+            result = core.preprocess(frame.pixels, frame.encoding, camera)
+        except ImageError as exc:
+            with self._lock:
+                self._reject('images_rejected', camera_input(camera), str(exc))
+                if isinstance(exc, FrameSizeError):  # camera_info describes another camera
+                    self.monitor.set_condition(condition, Hold(HoldReason.CAMERA_INFO_INVALID,
+                                                               str(exc)))
             return
-        self.monitor.set_condition('camera_info', None)
-        if setup is not None:
-            self.monitor.forget(IMAGE)  # the frame held was preprocessed without this crop
-            self.get_logger().info(setup.text())
-            for warning in setup.warnings:
-                self.get_logger().warn(warning)
+        with self._lock:
+            if core is not self.core:
+                return  # configured again (or cleaned up) meanwhile
+            if not core.set_frame(result):
+                self.stats.counters.images_unused += 1  # cropped for a camera since replaced
+                return
+            self.monitor.set_condition(condition, None)
+            if camera in self._unused:
+                self.stats.counters.images_unused += 1
+            self._unused.add(camera)
+            self._image_stamp_ns[camera] = frame.stamp_ns
+            self.monitor.accept(camera_input(camera), frame.stamp_ns)
+            if self._recorder is not None:  # when installed: the order the ticks saw
+                self._recorder.add_input(camera_input(camera), serialized,
+                                         self.get_clock().now().nanoseconds, reliable=False,
+                                         type_name='sensor_msgs/msg/Image')
+            self.stats.stages['preprocess'].append(result.seconds)
+            if self.params.trigger == 'image' and self._active:
+                self._tick()
+
+    def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
+        with self._lock:
+            if self.core is None:
+                return
+            roi = msg.roi
+            condition = f'camera_info {camera}'.strip()
+            try:
+                real, warnings = camera_from_info(
+                    msg.width, msg.height, msg.k, msg.d, msg.binning_x, msg.binning_y,
+                    (roi.x_offset, roi.y_offset, roi.width, roi.height))
+                setup = self.core.update_camera(real, self.params.fov_matching, warnings,
+                                                camera)
+            except CameraError as exc:
+                self.stats.counters.camera_infos_rejected += 1
+                self.error = str(exc)
+                self.get_logger().error(f'camera_info rejected: {exc}',
+                                        throttle_duration_sec=5.0)
+                self.monitor.set_condition(condition, Hold(HoldReason.CAMERA_INFO_INVALID,
+                                                           str(exc)))
+                return
+            self.monitor.set_condition(condition, None)
+            if setup is not None:
+                # The frame held was preprocessed without this crop.
+                self.monitor.forget(camera_input(camera))
+                self.get_logger().info(setup.text())
+                for warning in setup.warnings:
+                    self.get_logger().warn(warning)
 
     def _on_joint_state(self, msg: JointState) -> None:
         self.stats.counters.joint_states_received += 1
         self.stats.rates['joint_states'].add(time.monotonic())
+        with self._lock:  # a tick may run on the frame worker's thread
+            self._take_joint_state(msg)
+
+    def _take_joint_state(self, msg: JointState) -> None:
         if self.core is None:
             return
         now = self._observe_clock()
@@ -409,6 +461,10 @@ class PolicyInferenceNode(LifecycleNode):
             self._recorder.add_input(JOINTS, msg, now, reliable=False)
 
     def _on_source(self, source, msg) -> None:
+        with self._lock:  # a tick may run on the frame worker's thread
+            self._take_source(source, msg)
+
+    def _take_source(self, source, msg) -> None:
         if self.core is None:
             return
         now = self._observe_clock()
@@ -431,13 +487,13 @@ class PolicyInferenceNode(LifecycleNode):
             self._recorder.add_input(source.name, msg, now, source.qos != 'sensor_data')
 
     def _on_estop(self, msg: Bool) -> None:
-        if msg.data and not self.monitor.estop:
-            self.stats.counters.estops += 1
-            self.get_logger().warn('emergency stop: holding')
-        self.monitor.estop = bool(msg.data)
-        if self._recorder is not None:
-            self._recorder.add_input('estop', msg, self.get_clock().now().nanoseconds)
         with self._lock:
+            if msg.data and not self.monitor.estop:
+                self.stats.counters.estops += 1
+                self.get_logger().warn('emergency stop: holding')
+            self.monitor.estop = bool(msg.data)
+            if self._recorder is not None:
+                self._recorder.add_input('estop', msg, self.get_clock().now().nanoseconds)
             if self.monitor.estop and self._active:
                 self._hold(Hold(HoldReason.EMERGENCY_STOP))
 
@@ -460,6 +516,10 @@ class PolicyInferenceNode(LifecycleNode):
         hold = self.monitor.decide(now, Ages(p.max_image_age, p.max_joint_state_age,
                                              p.max_extra_age))
         if hold is not None:
+            held = self.monitor.hold
+            if hold.reason is HoldReason.CAMERA_SKEW and (held is None or
+                                                          held.reason is not hold.reason):
+                self.stats.counters.camera_skew_holds += 1
             self._hold(hold)
             return
         if self.monitor.holding:
@@ -483,9 +543,10 @@ class PolicyInferenceNode(LifecycleNode):
         timing, stages = self.core.timing, self.stats.stages
         for stage in ('observation', 'inference', 'postprocess'):
             stages[stage].append(timing[stage])
-        self._image_used = True
-        stamp_ns = self._image_stamp_ns if IMAGE in self.core.needs else \
-            self.monitor.stamp_ns(JOINTS)
+        self._unused.clear()
+        # The first camera's frame dates the command (stamp_source image, latency).
+        stamp_ns = self._image_stamp_ns[next(iter(self._frame_loss))] if self._frame_loss \
+            else self.monitor.stamp_ns(JOINTS)
         self._publish(command, stamp_ns if p.stamp_source == 'image' else 0)
         if self._recorder is not None:
             self._recorder.add_tick(now, self.core)  # copies core.tick, writes elsewhere
@@ -541,9 +602,12 @@ class PolicyInferenceNode(LifecycleNode):
         changes = {p.name: p.value for p in params if p.name in SPECS}
         if not changes or self.params is None:
             return
-        self.params = self.params.updated(changes, configured=False)
-        if self.core is not None and any(name in SAFETY_LIMITS for name in changes):
-            self.core.set_limits(self.params.limits(self.core.card))
+        with self._lock:
+            self.params = self.params.updated(changes, configured=False)
+            if self.core is not None and any(name in SAFETY_LIMITS for name in changes):
+                self.core.set_limits(self.params.limits(self.core.card))
+            if self.core is not None:
+                self.monitor.max_camera_skew = self.params.camera_skew(self.core.card)
 
     # ------------------------------------------------------------------ diagnostics
     def _on_wall_timer(self) -> None:
@@ -585,11 +649,13 @@ class PolicyInferenceNode(LifecycleNode):
             if stamp is not None:
                 values.append((f'{name}_age_s', f'{(now - stamp) * 1e-9:.4f}'))
         values += self.stats.values(time.monotonic())
-        loss = self._frame_loss
-        period = loss.period_s
-        values += [('images_lost', str(loss.lost)),
-                   ('image_loss_fraction', f'{loss.loss_fraction:.4f}'),
-                   ('camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
+        for camera, loss in self._frame_loss.items():
+            period, prefix = loss.period_s, f'{camera}_' if camera else ''
+            values += [(f'{prefix}images_lost', str(loss.lost)),
+                       (f'{prefix}image_loss_fraction', f'{loss.loss_fraction:.4f}'),
+                       (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
+        if len(self._frame_loss) > 1:
+            values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
         if self._recorder is not None:
             values += [('record_path', str(self._recorder.path)),
                        ('record_dropped', str(self._recorder.dropped)),
@@ -602,8 +668,10 @@ class PolicyInferenceNode(LifecycleNode):
                        ('position_lower_limits', str(list(limits.lower))),
                        ('position_upper_limits', str(list(limits.upper))),
                        ('max_joint_step', str(list(limits.max_step)))]
-            if self.core.camera is not None:
-                values += self.core.camera.values()
+            for camera, cam in self.core.cameras.items():
+                if cam.setup is not None:
+                    prefix = f'{camera}_' if camera else ''
+                    values += [(prefix + k, v) for k, v in cam.setup.values()]
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         return status
 

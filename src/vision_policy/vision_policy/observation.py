@@ -31,8 +31,9 @@ class Sample:
     joint_pos: np.ndarray
     joint_vel: np.ndarray
     last_action: np.ndarray
-    # The camera image already through the card's image pipeline (see image.py).
-    image: Optional[np.ndarray] = None
+    # Camera name ('' for a card's one unnamed camera) -> its latest image, already through
+    # the card's image pipeline (see image.py).
+    images: dict = field(default_factory=dict)
     # Further sources (IMU, odometry, commands) keyed by term-specific names.
     extras: dict = field(default_factory=dict)
 
@@ -111,15 +112,16 @@ def last_action(card: PolicyCard, params: Mapping) -> Term:
 
 
 def image(card: PolicyCard, params: Mapping) -> Term:
-    """Observe the camera image, already through the card's image pipeline (image.py)."""
-    spec = card.image
+    """Observe params['camera']'s image, already through the card's image pipeline."""
+    spec = card.camera(params.get('camera', ''))
+    name = spec.name
     if spec.layout == 'NCHW':
         shape = (spec.channels, spec.height, spec.width)
     else:
         shape = (spec.height, spec.width, spec.channels)
 
     def compute(sample: Sample, out: np.ndarray) -> None:
-        out[...] = sample.image
+        out[...] = sample.images[name]
     return Term(shape, compute)
 
 
@@ -307,7 +309,7 @@ def _isaaclab(*funcs: str) -> tuple:
 
 
 def _image_width(ctx: WidthContext, params: Mapping) -> int:
-    return ctx.image_size
+    return ctx.image_sizes[params.get('camera', '')]
 
 
 def _action_width(ctx: WidthContext, params: Mapping) -> int:
@@ -378,13 +380,11 @@ class TermError(ValueError):
 
 def width_context(card: PolicyCard, registry: Registry) -> WidthContext:
     """Return what term widths depend on, for this card."""
-    image_size = 0
-    if card.image is not None:
-        image_size = card.image.channels * card.image.height * card.image.width
+    sizes = {im.name: im.channels * im.height * im.width for im in card.images}
     width = 0
     for i, spec in enumerate(card.action.terms):
         width += registry.action_term(spec.type, f'action.terms[{i}]').width(spec)
-    return WidthContext(card.joint_names, width, image_size)
+    return WidthContext(card.joint_names, width, next(iter(sizes.values()), 0), sizes)
 
 
 def resolve_term(card: PolicyCard, spec: TermSpec, where: str,

@@ -39,14 +39,17 @@ PARAMETERS = (
     ParamSpec('card_path', '', 'policy card YAML; empty: <model>.yaml beside the model, else '
                                'the card embedded in the ONNX metadata'),
     ParamSpec('autostart', False, 'configure and activate on start (no lifecycle manager)'),
-    ParamSpec('image_topic', 'camera/image_raw', 'sensor_msgs/Image input'),
+    ParamSpec('image_topic', 'camera/image_raw', "sensor_msgs/Image input (a card's one "
+                                                 'camera; a named camera <name> of a card '
+                                                 'with several: parameter <name>_image_topic, '
+                                                 'default <name>/image_raw)'),
     ParamSpec('joint_states_topic', 'joint_states', 'sensor_msgs/JointState input'),
     ParamSpec('trajectory_topic', 'joint_trajectory_controller/joint_trajectory',
               'trajectory_msgs/JointTrajectory output'),
     ParamSpec('estop_topic', 'emergency_stop', 'std_msgs/Bool; true holds the robot'),
     ParamSpec('camera_info_topic', 'camera/camera_info',
               'sensor_msgs/CameraInfo of the image, when the card needs it (fov_matching, '
-              'distance_to_camera depth)'),
+              'distance_to_camera depth); a named camera: <name>_camera_info_topic'),
     ParamSpec('fov_matching', True, "crop the image to the card's image.camera field of view "
                                     'from camera_info (cards with image.camera and no '
                                     'image.crop); false: the whole image'),
@@ -66,6 +69,10 @@ PARAMETERS = (
                                          'empty = the card names'),
     ParamSpec('max_image_age', 0.2, 'hold when the latest image is older than this (s)',
               (0.001, 60.0), runtime=True),
+    ParamSpec('max_camera_skew', 0.0, 'several cameras: hold when the stamps of their newest '
+                                      "frames are further apart than this (s); 0 = the card's "
+                                      'max_camera_skew, else one control period',
+              (0.0, 60.0), runtime=True),
     ParamSpec('max_joint_state_age', 0.1, 'hold when the latest joint state is older than '
                                           'this (s)', (0.001, 60.0), runtime=True),
     ParamSpec('max_extra_age', 0.2, 'hold when a sample of another source the card needs '
@@ -111,6 +118,7 @@ class NodeParams:
     time_from_start: float
     robot_joint_names: tuple
     max_image_age: float
+    max_camera_skew: float
     max_joint_state_age: float
     max_extra_age: float
     position_lower_limits: tuple
@@ -172,3 +180,8 @@ class NodeParams:
     def with_card(self, card: PolicyCard) -> 'NodeParams':
         """Resolve the card-dependent defaults (control period)."""
         return replace(self, control_dt=self.control_dt or card.control_dt)
+
+    def camera_skew(self, card: PolicyCard) -> float:
+        """Return the largest stamp spread (s) of several cameras' frames used by one tick."""
+        return self.max_camera_skew or card.max_camera_skew or self.control_dt or \
+            card.control_dt

@@ -45,7 +45,8 @@ class WidthContext:
 
     joint_names: tuple
     action_width: int
-    image_size: int = 0
+    image_size: int = 0   # values of the first (most cards: the only) camera's image
+    image_sizes: Mapping = field(default_factory=dict)  # camera name -> values
 
 
 def joints_width(ctx: WidthContext, params: Mapping) -> int:

@@ -295,11 +295,11 @@ class _Inputs:
         self.pos = np.zeros(len(card.joint_names))
         self.vel = np.zeros(len(card.joint_names))
 
-    def image(self, msg) -> None:
+    def image(self, msg, camera: str = '') -> None:
         from .image import view_image
         view = view_image(msg.data, msg.width, msg.height, msg.encoding, msg.step,
                           bool(msg.is_bigendian))
-        self.core.set_image(view, msg.encoding)
+        self.core.set_image(view, msg.encoding, camera)
 
     def joint_state(self, msg) -> None:
         self.joints.extract(list(msg.name), msg.position, msg.velocity, self.pos, self.vel)
@@ -349,8 +349,8 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
         kind = kinds.get(topic)
         if kind is not None:
             msg = _decode(cdr, source.topics[topic])
-            if kind == 'image':
-                inputs.image(msg)
+            if kind == 'image' or kind.startswith('image/'):  # monitor.camera_input
+                inputs.image(msg, kind.partition('/')[2])
             elif kind == 'joint_states':
                 inputs.joint_state(msg)
             elif kind not in ('estop', CLOCK):
@@ -412,6 +412,11 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
     for topic, type_name in source.topics.items():
         by_type.setdefault(type_name, []).append(topic)
     wanted = {JOINTS: JOINTS_TYPE}
+    if len(card.images) > 1:
+        raise RecordingError(f'{source.path}: a bag without vision_policy metadata cannot say '
+                             f"which Image topic is which of the card's cameras "
+                             f'{[c.name for c in card.images]}; record with the node '
+                             f'(record_path)')
     if card.image is not None:
         wanted[IMAGE] = IMAGE_TYPE
     for name in sorted(core.needs - {'image', 'joint_vel'}):

@@ -24,7 +24,8 @@ class Counters:
 
     images_received: int = 0
     images_rejected: int = 0
-    images_unused: int = 0
+    images_unused: int = 0       # preprocessed, then replaced before a tick used them
+    images_superseded: int = 0   # replaced by a newer frame before preprocessing began
     joint_states_received: int = 0
     joint_states_rejected: int = 0
     extras_rejected: int = 0
@@ -32,6 +33,7 @@ class Counters:
     ticks: int = 0
     commands: int = 0
     holds: int = 0
+    camera_skew_holds: int = 0
     nonfinite_observations: int = 0
     nonfinite_actions: int = 0
     term_failures: int = 0

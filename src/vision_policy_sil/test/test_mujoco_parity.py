@@ -125,8 +125,9 @@ BREAKS = {
     'colour_order': Break(image=lambda view: np.ascontiguousarray(view[..., ::-1])),
     'joint_order': Break(joints=lambda q: q[::-1].copy()),
     'resize_interpolation': Break(card=lambda c: replace(
-        c, image=replace(c.image, interpolation='linear'))),
-    'normalisation': Break(card=lambda c: replace(c, image=replace(c.image, normalize='scale'))),
+        c, images=(replace(c.image, interpolation='linear'),))),
+    'normalisation': Break(card=lambda c: replace(
+        c, images=(replace(c.image, normalize='scale'),))),
     'action_scale': Break(card=lambda c: _scaled_action(c, 1.1)),
 }
 
