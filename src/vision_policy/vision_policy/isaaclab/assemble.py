@@ -23,11 +23,45 @@ class Translation:
     images: tuple = ()           # (group name, card image dict, (C, H, W))
     action: Optional[dict] = None
     action_width: Optional[int] = None   # raw values the action terms take (None: joints)
+    # The Isaac Lab camera sensor (sensor_cfg.name) of each of images; () : one camera.
+    image_sensors: tuple = ()
 
 
 def _image_shape(spec: dict, chw: tuple) -> list:
     c, h, w = chw
     return [1, c, h, w] if spec['layout'] == 'NCHW' else [1, h, w, c]
+
+
+def _camera_name(cameras: list, spec: dict, sensor: str) -> str:
+    """
+    Name a camera after its Isaac Lab sensor (``sensor_cfg.name``).
+
+    Two image terms of one sensor that differ (rgb and depth of one RGB-D camera) are two
+    cameras of the card, each named with its data type.
+    """
+    if all(s == spec for _, s, other in cameras if other == sensor):
+        return sensor
+    return f'{sensor}_{spec.get("depth_type", spec["data_type"])}'
+
+
+def _camera_sections(cameras: list, report: ImportReport) -> dict:
+    """Return camera name -> card image section, one per camera the image terms read."""
+    images = {}
+    for group, spec, sensor in cameras:
+        name = _camera_name(cameras, spec, sensor)
+        if not name.isidentifier():
+            report.problem(f'term {group}.image', f'camera {name!r} (scene.{sensor}) cannot '
+                                                  f'name a card camera: names are identifiers')
+        elif images.get(name, spec) != spec:
+            report.problem(f'term {group}.image', f'scene.{sensor} feeds two image terms that '
+                                                  f'differ in more than their data type')
+        images[name] = spec
+    if len(images) > 1:
+        report.warnings.append(
+            f'several cameras {list(images)}: the node reads each from <name>/image_raw and '
+            f'<name>/camera_info (parameters <name>_image_topic, <name>_camera_info_topic); '
+            f'check which real camera each is, and their max_camera_skew')
+    return images
 
 
 def assemble(tr: Translation, sig: Optional[OnnxSignature],
@@ -53,16 +87,13 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
         inputs.append({'name': obs_name, 'shape': [1, tr.width or 0], 'dtype': 'float32',
                        'group': tr.group})
         observations[tr.group] = {'terms': list(tr.terms)}
-    image = None
     sig_images = {t.name: t for t in sig.images} if sig is not None else {}
-    for group, spec, chw in tr.images:
-        if image is not None:
-            report.problem(f'group {group!r}', 'the card carries one camera; this is a second')
-            continue
-        image = spec
+    cameras = []  # (group, card image dict, sensor name) of the image inputs wired
+    sensors = tr.image_sensors or ('camera',) * len(tr.images)
+    for (group, spec, chw), sensor in zip(tr.images, sensors):
         name = group
         if sig is not None:
-            if group not in sig_images and len(sig_images) == 1:
+            if group not in sig_images and len(sig_images) == 1 and len(tr.images) == 1:
                 name = next(iter(sig_images))
             if name not in sig_images:
                 report.problem(f'group {group!r}', f'no ONNX image input for it (image inputs: '
@@ -77,7 +108,14 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
         report.widths[name] = (chw[0] * chw[1] * chw[2],
                                sig_images[name].width if name in sig_images else None)
         inputs.append({'name': name, 'shape': shape, 'dtype': 'float32', 'group': group})
-        observations[group] = {'terms': [{'name': 'image'}]}
+        cameras.append((group, spec, sensor))
+    images = _camera_sections(cameras, report)
+    for group, spec, sensor in cameras:
+        camera = _camera_name(cameras, spec, sensor)
+        term = {'name': 'image'}
+        if len(images) > 1:
+            term['params'] = {'camera': camera}
+        observations[group] = {'terms': [term]}
     recurrent = []
     if sig is not None:
         fed = {i['name'] for i in inputs}
@@ -126,8 +164,10 @@ def assemble(tr: Translation, sig: Optional[OnnxSignature],
         'observations': observations,
         'action': tr.action,
     }
-    if image is not None:
-        card['image'] = image
+    if len(images) == 1:
+        card['image'] = next(iter(images.values()))
+    elif images:
+        card['images'] = images
     if recurrent:
         card['recurrent'] = recurrent
     if report.actuators:

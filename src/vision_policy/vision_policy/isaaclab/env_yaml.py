@@ -123,6 +123,8 @@ class EnvTranslator:
         self.default_vel = jn.per_joint(init_vel, self.joints, 0.0,
                                         'scene.robot.init_state.joint_vel')
         self.action_width: Optional[int] = None
+        # sensor_cfg.name of each image group observations() returns, in its order.
+        self.image_sensors: list = []
 
     # ------------------------------------------------------------------ actions
     def actions(self) -> Optional[dict]:
@@ -613,6 +615,7 @@ class EnvTranslator:
         if reason is not None:
             self.report.problem(f'term {group}.image', reason)
             return None
+        self.image_sensors.append(sensor)
         return group, spec, chw
 
 
@@ -773,4 +776,4 @@ def translate(env: Mapping, agent: Optional[Mapping], joints: Sequence[str],
     return Translation(name=name, control_dt=report.control_dt, joint_names=tuple(joints),
                        default_joint_pos=tuple(tr.defaults), group=tr.vector_group or 'policy',
                        terms=tuple(terms), width=width, images=tuple(images), action=action,
-                       action_width=tr.action_width)
+                       action_width=tr.action_width, image_sensors=tuple(tr.image_sensors))
