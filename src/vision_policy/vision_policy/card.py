@@ -836,11 +836,6 @@ def _check_wiring(card: PolicyCard) -> None:
                                 f'input; a group feeds the encoder (built per frame) or the '
                                 f'actor (built per tick), not both')
         fed |= {s.group for s in enc.inputs if s.group}
-        read = {s.encoder for s in card.inputs if s.encoder}
-        unread = [o for o in enc.outputs if o not in read]
-        if unread:
-            raise CardError(f'encoder.outputs: {unread} feed no actor input (give an input '
-                            f'with encoder: <output>)')
     for i, spec in enumerate(card.inputs):
         if spec.encoder is None:
             continue
@@ -850,6 +845,12 @@ def _check_wiring(card: PolicyCard) -> None:
         if spec.encoder not in enc.outputs:
             raise CardError(f'inputs[{i}].encoder: {spec.encoder!r} is not one of '
                             f'encoder.outputs {list(enc.outputs)}')
+    if enc is not None:
+        read = {s.encoder for s in card.inputs if s.encoder}
+        unread = [o for o in enc.outputs if o not in read]
+        if unread:
+            raise CardError(f'encoder.outputs: {unread} feed no actor input (give an input '
+                            f'with encoder: <output>)')
     unused = [g for g in group_names if g not in fed]
     if unused:
         raise CardError(f'observations: group(s) {unused} feed no model input')

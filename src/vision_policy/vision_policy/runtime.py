@@ -152,23 +152,8 @@ def check_io(session: ort.InferenceSession, card: PolicyCard, registry=None) -> 
 
     ``registry`` (registry.py) knows the card's action terms and so the output width.
     """
-    problems = []
-    model_inputs = {i.name: i for i in session.get_inputs()}
+    problems = _io_problems(session, card.inputs, card.recurrent)
     model_outputs = {o.name: o for o in session.get_outputs()}
-    for spec in card.inputs:
-        got = model_inputs.get(spec.name)
-        if got is None:
-            problems.append(f'card input {spec.name!r} is not a model input (model inputs: '
-                            f'{sorted(model_inputs)})')
-            continue
-        if not _shape_matches(got.shape, spec.shape):
-            problems.append(f'input {spec.name!r}: model shape {got.shape}, card shape '
-                            f'{list(spec.shape)}')
-        if got.type != 'tensor(float)':
-            problems.append(f'input {spec.name!r}: model type {got.type}, card dtype '
-                            f'{spec.dtype}')
-    for name in sorted(set(model_inputs) - {s.name for s in card.inputs}):
-        problems.append(f'model input {name!r} is not fed by the card')
     action = model_outputs.get(card.action_output)
     if action is None:
         problems.append(f'action_output {card.action_output!r} is not a model output '
@@ -180,7 +165,56 @@ def check_io(session: ort.InferenceSession, card: PolicyCard, registry=None) -> 
             held = '' if want == n else f' ({want} values: zero-width terms take none)'
             problems.append(f'output {card.action_output!r} has {width} actions, card action '
                             f'has {n} joints{held}')
-    for state_in, state_out in card.recurrent:
+    return problems
+
+
+def check_encoder_io(session: ort.InferenceSession, card: PolicyCard) -> list:
+    """
+    List every mismatch between the encoder model and the card's encoder section.
+
+    Besides its inputs and recurrent state, each output the actor reads must be a model
+    output with as many values as the actor input it feeds.
+    """
+    enc = card.encoder
+    problems = _io_problems(session, enc.inputs, enc.recurrent)
+    model_outputs = {o.name: o for o in session.get_outputs()}
+    for spec in card.inputs:
+        if spec.encoder is None:
+            continue
+        got = model_outputs.get(spec.encoder)
+        if got is None:
+            problems.append(f'encoder output {spec.encoder!r} is not a model output (model '
+                            f'outputs: {sorted(model_outputs)})')
+            continue
+        dims = [d for d in got.shape if isinstance(d, int)]
+        size, want = int(np.prod(dims)), int(np.prod(spec.shape))
+        if len(dims) == len(got.shape) and size != want:
+            problems.append(f'encoder output {spec.encoder!r} has shape {got.shape} ({size} '
+                            f'values), actor input {spec.name!r} has shape {list(spec.shape)} '
+                            f'({want} values)')
+    return problems
+
+
+def _io_problems(session: ort.InferenceSession, inputs: Sequence, recurrent: Sequence) -> list:
+    """Mismatches of one model's inputs (InputSpec) and recurrent pairs with the session."""
+    problems = []
+    model_inputs = {i.name: i for i in session.get_inputs()}
+    model_outputs = {o.name: o for o in session.get_outputs()}
+    for spec in inputs:
+        got = model_inputs.get(spec.name)
+        if got is None:
+            problems.append(f'card input {spec.name!r} is not a model input (model inputs: '
+                            f'{sorted(model_inputs)})')
+            continue
+        if not _shape_matches(got.shape, spec.shape):
+            problems.append(f'input {spec.name!r}: model shape {got.shape}, card shape '
+                            f'{list(spec.shape)}')
+        if got.type != 'tensor(float)':
+            problems.append(f'input {spec.name!r}: model type {got.type}, card dtype '
+                            f'{spec.dtype}')
+    for name in sorted(set(model_inputs) - {s.name for s in inputs}):
+        problems.append(f'model input {name!r} is not fed by the card')
+    for state_in, state_out in recurrent:
         if state_out not in model_outputs:
             problems.append(f'recurrent output {state_out!r} is not a model output')
         elif state_in in model_inputs and \
@@ -191,13 +225,20 @@ def check_io(session: ort.InferenceSession, card: PolicyCard, registry=None) -> 
 
 
 class PolicyRuntime:
-    """Runs the policy once per tick on the builder's input buffers."""
+    """
+    Runs the policy once per tick on the builder's input buffers.
+
+    ``inputs`` holds one array per model input the card feeds from observations or an
+    encoder; the arrays are read in place at every run. The encoder of an encoder + actor
+    card runs in the subclass encoder.EncoderRuntime, which checks and binds other outputs.
+    """
 
     def __init__(self, session: ort.InferenceSession, card: PolicyCard,
                  inputs: dict, warmup_runs: int = 3, registry=None):
-        problems = check_io(session, card, registry)
+        problems = self._problems(session, card, registry)
         if problems:
-            raise ModelError('model does not match its card: ' + '; '.join(problems))
+            raise ModelError(f'{self._what(card)} does not match its card: ' +
+                             '; '.join(problems))
         self.session = session
         self.card = card
         self._inputs = dict(inputs)
@@ -206,8 +247,9 @@ class PolicyRuntime:
             spec = next(s for s in card.inputs if s.name == state_in)
             self._inputs[state_in] = np.zeros(spec.shape, dtype=np.float32)
         self._outputs = {}
+        wanted = set(self._output_names(card)) | {o for _, o in self._state_pairs}
         for out in session.get_outputs():
-            if out.name == card.action_output or out.name in {o for _, o in self._state_pairs}:
+            if out.name in wanted:
                 shape = [d if isinstance(d, int) else 1 for d in out.shape]
                 self._outputs[out.name] = np.zeros(shape, dtype=np.float32)
         self._binding = session.io_binding()
@@ -259,13 +301,57 @@ class PolicyRuntime:
         for state_in, _ in self._state_pairs:
             self._inputs[state_in].fill(0.0)
 
+    @property
+    def outputs(self) -> dict:
+        """Return the output arrays the session writes (action or latents, and states)."""
+        return self._outputs
+
+    # What a subclass for another kind of model (the encoder) changes: the check against
+    # the card, the outputs to bind and how the model is named in errors.
+    def _problems(self, session: ort.InferenceSession, card: PolicyCard, registry) -> list:
+        return check_io(session, card, registry)
+
+    def _output_names(self, card: PolicyCard) -> tuple:
+        return (card.action_output,)
+
+    def _what(self, card: PolicyCard) -> str:
+        return 'model'
+
+
+def encoder_path(model_path: str | Path, card: PolicyCard) -> Path:
+    """Return the encoder model of the card: relative to the actor model's folder."""
+    path = Path(card.encoder.model).expanduser()
+    return path if path.is_absolute() else Path(model_path).parent / path
+
+
+def load_encoder(model_path: str | Path, card: PolicyCard,
+                 options: RuntimeOptions) -> Optional[ort.InferenceSession]:
+    """
+    Open the encoder session of an encoder + actor card; None for a one-model card.
+
+    Raises ModelError naming the card field when the file is missing or unusable; the
+    encoder's I/O is checked against the card when its EncoderRuntime is made.
+    """
+    if card.encoder is None:
+        return None
+    path = encoder_path(model_path, card)
+    if not path.is_file():
+        raise ModelError(f'encoder.model: {path} not found (the card names '
+                         f'{card.encoder.model!r}, relative to the folder of the actor model '
+                         f'{model_path})')
+    try:
+        return open_session(path, options)
+    except ModelError as exc:
+        raise ModelError(f'encoder.model: {exc}') from None
+
 
 def load_policy(model_path: str | Path, card_path: Optional[str | Path],
                 options: RuntimeOptions):
     """
     Open the model and find its card: an explicit file, the YAML beside it, or embedded.
 
-    Returns (session, card). Raises ModelError or CardError naming the problem.
+    Returns (session, card). Raises ModelError or CardError naming the problem. A card
+    with an encoder section names a second model: open it with ``load_encoder``.
     """
     session = open_session(model_path, options)
     if card_path:

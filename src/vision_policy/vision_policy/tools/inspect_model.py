@@ -16,25 +16,28 @@ import numpy as np
 from ..card import actuator_text, CardError
 from ..observation import ObservationBuilder
 from ..registry import load_registry, OBSERVATION_GROUP
-from ..runtime import check_io, load_policy, ModelError, RuntimeOptions
+from ..runtime import check_encoder_io, check_io, encoder_path, load_encoder, load_policy, \
+    ModelError, RuntimeOptions
 
 
 def describe(model_path: str, card_path: Optional[str], plugin_modules: tuple = ()) -> tuple:
     """(report lines, problems) for a model and its card."""
     registry = load_registry(plugin_modules)
-    session, card = load_policy(model_path, card_path,
-                                RuntimeOptions(providers=('CPUExecutionProvider',),
-                                               warmup_runs=0))
-    lines = [f'model: {model_path}', 'inputs:']
-    lines += [f'  {i.name}: {i.shape} {i.type}' for i in session.get_inputs()]
-    lines.append('outputs:')
-    lines += [f'  {o.name}: {o.shape} {o.type}' for o in session.get_outputs()]
+    options = RuntimeOptions(providers=('CPUExecutionProvider',), warmup_runs=0)
+    session, card = load_policy(model_path, card_path, options)
+    lines = [f'model: {model_path}'] + _io_lines(session)
+    encoder = load_encoder(model_path, card, options)
+    if encoder is not None:
+        lines += [f'encoder model: {encoder_path(model_path, card)} (runs per camera frame)']
+        lines += ['  ' + line for line in _io_lines(encoder)]
     lines += [f'card: {card.name!r}, control_dt {card.control_dt} s '
               f'({1.0 / card.control_dt:.1f} Hz)',
               f'  joints (training order): {list(card.joint_names)}',
               f'  default_joint_pos: {list(card.default_joint_pos)}']
     for group in card.groups:
         feeds = [s.name for s in card.inputs if s.group == group.name]
+        if card.encoder is not None:  # built per camera frame, for the encoder
+            feeds += [f'encoder {s.name}' for s in card.encoder.inputs if s.group == group.name]
         lines.append(f'  group {group.name!r} -> input {feeds}:')
         for term in group.terms:
             origin = '' if registry.is_builtin(OBSERVATION_GROUP, term.name) or \
@@ -65,15 +68,31 @@ def describe(model_path: str, card_path: Optional[str], plugin_modules: tuple = 
                   for joint, fields in card.actuators.items()]
     if card.recurrent:
         lines.append(f'  recurrent state: {[list(p) for p in card.recurrent]}')
+    if card.encoder is not None:
+        enc = card.encoder
+        lines.append(f'  encoder {enc.model!r}: inputs {[s.name for s in enc.inputs]}, '
+                     f'recurrent state {[list(p) for p in enc.recurrent]}')
+        lines += [f'    output {s.encoder!r} -> actor input {s.name!r}' for s in card.inputs
+                  if s.encoder is not None]
     problems = []
     try:
         problems += check_io(session, card, registry)
+        if encoder is not None:
+            problems += [f'encoder: {p}' for p in check_encoder_io(encoder, card)]
         builder = ObservationBuilder(card, registry)
         for name, buf in builder.inputs.items():
             lines.append(f'  observation -> {name}: {int(np.prod(buf.shape))} values')
     except CardError as exc:
         problems.append(str(exc))
     return lines, problems
+
+
+def _io_lines(session) -> list:
+    lines = ['inputs:']
+    lines += [f'  {i.name}: {i.shape} {i.type}' for i in session.get_inputs()]
+    lines.append('outputs:')
+    lines += [f'  {o.name}: {o.shape} {o.type}' for o in session.get_outputs()]
+    return lines
 
 
 def main(argv: Optional[list] = None) -> int:
