@@ -1,6 +1,10 @@
 """
 The reach-arm scene without ROS: physics, seeded targets and offscreen camera images.
 
+Three cameras: scene_camera (RGB, what the bundled policy sees), depth_camera (z-depth,
+registered to scene_camera as one RGB-D device) and wrist_camera (RGB, on the forearm).
+Each gets its GL context on its first render, so a camera never rendered costs nothing.
+
 Training code, the demo and the tests drive this class directly; the ROS node wraps it.
 Not thread-safe: use one instance from one thread (the GL context is bound to the thread
 that renders first).
@@ -33,6 +37,15 @@ MODEL_PATH = Path(__file__).resolve().parent / 'models' / 'reach_arm.xml'
 JOINT_NAMES = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint')
 HOME = (0.0, 0.3, -0.6)
 CAMERA_NAME = 'scene_camera'
+DEPTH_CAMERA_NAME = 'depth_camera'
+WRIST_CAMERA_NAME = 'wrist_camera'
+# SimConfig field prefix of each camera's size and field of view.
+CAMERA_FIELDS = {CAMERA_NAME: ('image_width', 'image_height', 'camera_fovy'),
+                 DEPTH_CAMERA_NAME: ('depth_width', 'depth_height', 'depth_fovy'),
+                 WRIST_CAMERA_NAME: ('wrist_width', 'wrist_height', 'wrist_fovy')}
+# MuJoCo maps an empty depth buffer (nothing hit) to the far clipping plane, in float32 a
+# little beyond it (36.012 m for 36 m here): pixels from this fraction of far on are no return.
+FAR_PLANE_FRACTION = 0.999
 EE_SITE = 'ee_site'
 TARGET_BODY = 'target'
 # Targets are forward kinematics of joint samples from this box, kept when the end effector
@@ -68,6 +81,13 @@ class SimConfig:
     # Vertical field of view of scene_camera in degrees; 0 = the model's (fovy 55 in
     # reach_arm.xml, what the bundled policy was trained on). camera_info follows it.
     camera_fovy: float = 0.0
+    # depth_camera and wrist_camera: image size and fovy (0 = the model's: 58 and 60).
+    depth_width: int = 320
+    depth_height: int = 240
+    depth_fovy: float = 0.0
+    wrist_width: int = 320
+    wrist_height: int = 240
+    wrist_fovy: float = 0.0
 
     def validate(self) -> None:
         """Raise SimConfigError naming the field when a value is unusable."""
@@ -76,16 +96,30 @@ class SimConfig:
         if not (math.isfinite(self.timestep) and 0.0 < self.timestep <= 0.05):
             raise SimConfigError(
                 f'SimConfig.timestep: {self.timestep!r} s, expected 0 < timestep <= 0.05')
-        for field in ('image_width', 'image_height'):
-            value = getattr(self, field)
-            if not (isinstance(value, int) and 1 <= value <= MAX_IMAGE_SIDE):
-                raise SimConfigError(
-                    f'SimConfig.{field}: {value!r}, expected an int in [1, {MAX_IMAGE_SIDE}]')
-        fovy = self.camera_fovy
-        if not (isinstance(fovy, (int, float)) and math.isfinite(fovy) and
-                (fovy == 0.0 or 1.0 <= fovy <= 170.0)):
-            raise SimConfigError(f'SimConfig.camera_fovy: {fovy!r} degrees, expected 0 (the '
-                                 f"model's) or 1..170")
+        for width, height, fovy_field in CAMERA_FIELDS.values():
+            for field in (width, height):
+                value = getattr(self, field)
+                if not (isinstance(value, int) and 1 <= value <= MAX_IMAGE_SIDE):
+                    raise SimConfigError(f'SimConfig.{field}: {value!r}, expected an int in '
+                                         f'[1, {MAX_IMAGE_SIDE}]')
+            fovy = getattr(self, fovy_field)
+            if not (isinstance(fovy, (int, float)) and math.isfinite(fovy) and
+                    (fovy == 0.0 or 1.0 <= fovy <= 170.0)):
+                raise SimConfigError(f'SimConfig.{fovy_field}: {fovy!r} degrees, expected 0 '
+                                     f"(the model's) or 1..170")
+
+    def camera_size(self, camera: str) -> tuple:
+        """Return (width, height) of the named camera's images."""
+        width, height, _ = _camera_fields(camera)
+        return getattr(self, width), getattr(self, height)
+
+
+def _camera_fields(camera: str) -> tuple:
+    try:
+        return CAMERA_FIELDS[camera]
+    except KeyError:
+        raise SimConfigError(
+            f'camera {camera!r}: expected one of {tuple(CAMERA_FIELDS)}') from None
 
 
 def pinhole_intrinsics(fovy_deg: float, width: int, height: int) -> tuple:
@@ -113,9 +147,11 @@ class ReachArmSim:
         # Cheap, deterministic offscreen images whatever the MJCF says.
         self.model.vis.quality.shadowsize = 0
         self.model.vis.quality.offsamples = 0
-        self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, config.image_width)
+        sizes = [config.camera_size(name) for name in CAMERA_FIELDS]
+        self.model.vis.global_.offwidth = max(
+            self.model.vis.global_.offwidth, *(w for w, _ in sizes))
         self.model.vis.global_.offheight = max(
-            self.model.vis.global_.offheight, config.image_height)
+            self.model.vis.global_.offheight, *(h for _, h in sizes))
         self.data = mujoco.MjData(self.model)
         names = tuple(self.model.joint(i).name for i in range(self.model.njnt))
         if names != JOINT_NAMES:
@@ -126,15 +162,19 @@ class ReachArmSim:
         self.joint_limits = np.array([self.model.joint(n).range for n in JOINT_NAMES])
         self._mocap_id = self.model.body(TARGET_BODY).mocapid[0]
         self._camera_id = self.model.camera(CAMERA_NAME).id
-        if config.camera_fovy:
-            self.model.cam_fovy[self._camera_id] = config.camera_fovy
+        self._depth_id = self.model.camera(DEPTH_CAMERA_NAME).id
+        for name, (_, _, fovy_field) in CAMERA_FIELDS.items():
+            if getattr(config, fovy_field):
+                self.model.cam_fovy[self.model.camera(name).id] = getattr(config, fovy_field)
         # Nominal camera pose and light intensities, for the rehearsal perturbation hooks.
         self._camera_nominal = (self.model.cam_pos[self._camera_id].copy(),
                                 self.model.cam_quat[self._camera_id].copy())
+        self._place_depth_camera()
         self._light_nominal = (self.model.light_diffuse.copy(),
                                self.model.vis.headlight.ambient.copy(),
                                self.model.vis.headlight.diffuse.copy())
-        self._renderer = None
+        # (camera name, depth?) -> mujoco.Renderer, each made on its first render.
+        self._renderers = {}
         self._rng = np.random.default_rng(seed)
         self.episode = -1
         self.target_joint_positions = np.array(HOME)
@@ -241,49 +281,79 @@ class ReachArmSim:
     @property
     def camera_fovy(self) -> float:
         """Vertical field of view of scene_camera, degrees."""
-        return float(self.model.cam_fovy[self._camera_id])
+        return self.fovy(CAMERA_NAME)
 
-    def camera_intrinsics(self) -> tuple:
-        """Return (fx, fy, cx, cy) for the configured image size; see pinhole_intrinsics."""
-        return pinhole_intrinsics(
-            self.camera_fovy, self.config.image_width, self.config.image_height)
+    def fovy(self, camera: str) -> float:
+        """Vertical field of view of the named camera, degrees."""
+        _camera_fields(camera)
+        return float(self.model.cam_fovy[self.model.camera(camera).id])
 
-    def camera_pose(self) -> tuple:
+    def camera_intrinsics(self, camera: str = CAMERA_NAME) -> tuple:
+        """Return (fx, fy, cx, cy) of the named camera at its size; see pinhole_intrinsics."""
+        return pinhole_intrinsics(self.fovy(camera), *self.config.camera_size(camera))
+
+    def camera_pose(self, camera: str = CAMERA_NAME) -> tuple:
         """
         Return (position, quaternion wxyz) of the camera's ROS optical frame in the world.
 
         The optical frame has z forward, x right, y down: MuJoCo's camera frame
-        (z backward, y up) turned half a turn about x.
+        (z backward, y up) turned half a turn about x. wrist_camera's pose is that of the
+        last physics step (it moves with the forearm).
         """
-        pos = self.data.cam_xpos[self._camera_id].copy()
-        rot = self.data.cam_xmat[self._camera_id].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+        _camera_fields(camera)
+        cam = self.model.camera(camera).id
+        pos = self.data.cam_xpos[cam].copy()
+        rot = self.data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, rot.reshape(-1))
         return pos, quat
 
-    def render(self) -> np.ndarray:
-        """Render scene_camera: a new (image_height, image_width, 3) uint8 RGB array."""
-        if self._renderer is None:
+    def _renderer(self, camera: str, depth: bool):
+        renderer = self._renderers.get((camera, depth))
+        if renderer is None:
+            width, height = self.config.camera_size(camera)
             try:
-                self._renderer = mujoco.Renderer(
-                    self.model, self.config.image_height, self.config.image_width)
+                renderer = mujoco.Renderer(self.model, height, width)
             except Exception as err:  # the GL backends raise assorted types
                 raise RenderError(
                     f'offscreen rendering with MUJOCO_GL={os.environ.get("MUJOCO_GL")!r} '
                     f'failed: {err}; install libegl1 + libgl1-mesa-dri, or set '
                     f'MUJOCO_GL=osmesa (libosmesa6) before mujoco is imported') from err
-        self._renderer.update_scene(self.data, camera=self._camera_id)
-        return self._renderer.render()
+            if depth:
+                renderer.enable_depth_rendering()
+            self._renderers[(camera, depth)] = renderer
+        renderer.update_scene(self.data, camera=self.model.camera(camera).id)
+        return renderer
+
+    def render(self, camera: str = CAMERA_NAME) -> np.ndarray:
+        """Render an RGB camera: a new (height, width, 3) uint8 array at its configured size."""
+        _camera_fields(camera)
+        return self._renderer(camera, depth=False).render()
+
+    def render_depth(self, camera: str = DEPTH_CAMERA_NAME) -> np.ndarray:
+        """
+        Render z-depth: a new (height, width) float32 array, metres, NaN where nothing is hit.
+
+        z-depth is the distance from the camera's image plane along its optical axis (what
+        real depth cameras give), not the distance along each pixel's ray. MuJoCo 4's
+        renderer already undoes the (reverse-Z) projection into metres; what it returns for
+        an empty pixel is the far clipping plane, turned into NaN here.
+        """
+        _camera_fields(camera)
+        depth = self._renderer(camera, depth=True).render()
+        far = self.model.vis.map.zfar * self.model.stat.extent
+        depth[~(depth < FAR_PLANE_FRACTION * far)] = np.nan
+        return depth
 
     # -- perturbations (rehearsal of what a real robot does to a policy) ----------------
 
     def set_camera_offset(self, offset=(0.0, 0.0, 0.0), rotation_deg=(0.0, 0.0, 0.0)) -> None:
         """
-        Move scene_camera from its nominal pose: offset (m, world) and rotation (degrees).
+        Move scene_camera (and depth_camera with it) from its nominal pose.
 
-        The rotation turns the camera about its own x, y, z axes in that order (MuJoCo's
-        camera frame: x right, y up, z backward). Zero offset and rotation restore the
-        nominal pose.
+        offset is in metres, world frame; rotation_deg in degrees. The rotation turns the
+        camera about its own x, y, z axes in that order (MuJoCo's camera frame: x right,
+        y up, z backward). Zero offset and rotation restore the nominal pose.
         """
         offset = np.asarray(offset, dtype=float).reshape(-1)
         angles = np.radians(np.asarray(rotation_deg, dtype=float).reshape(-1))
@@ -301,7 +371,13 @@ class ReachArmSim:
             turned = out
         self.model.cam_pos[self._camera_id] = pos + offset
         self.model.cam_quat[self._camera_id] = turned
+        self._place_depth_camera()
         mujoco.mj_forward(self.model, self.data)
+
+    def _place_depth_camera(self) -> None:
+        # One RGB-D device: a bumped scene_camera moves its depth imager with it.
+        self.model.cam_pos[self._depth_id] = self.model.cam_pos[self._camera_id]
+        self.model.cam_quat[self._depth_id] = self.model.cam_quat[self._camera_id]
 
     def set_lighting(self, scale: float = 1.0) -> None:
         """Scale every light and the headlight from their nominal intensity (1.0 restores)."""
@@ -313,7 +389,7 @@ class ReachArmSim:
         self.model.vis.headlight.diffuse[:] = np.clip(head * scale, 0.0, 1.0)
 
     def close(self) -> None:
-        """Free the GL context (call from the thread that rendered)."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        """Free the GL contexts (call from the thread that rendered)."""
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

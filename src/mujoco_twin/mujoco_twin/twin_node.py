@@ -4,6 +4,10 @@ mujoco_twin node: the reach arm in MuJoCo, speaking Isaac Sim's ROS 2 topics.
 One thread owns the simulator: it advances physics, follows the active trajectory, and
 publishes camera images, joint states, task state and /clock, all stamped with simulation
 time. ROS callbacks (commands, reset) run in the executor and hand over under a lock.
+
+The optional depth and wrist cameras render in the same simulation step as scene_camera,
+so, like a hardware-synchronised rig, all frames of one step carry one stamp; a
+`<camera>_stamp_delay` makes one camera's stamps older, to exercise a consumer's skew check.
 """
 from __future__ import annotations
 
@@ -30,9 +34,16 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 NODE_NAME = 'mujoco_twin'
-CAMERA_FRAME_ID = 'scene_camera_optical'
 IMAGE_TOPIC = '/camera/image_raw'
 CAMERA_INFO_TOPIC = '/camera/camera_info'
+# The optional cameras: relative names, so a namespace moves them.
+DEPTH_IMAGE_TOPIC = 'depth_camera/image_raw'
+DEPTH_CAMERA_INFO_TOPIC = 'depth_camera/camera_info'
+WRIST_IMAGE_TOPIC = 'wrist_camera/image_raw'
+WRIST_CAMERA_INFO_TOPIC = 'wrist_camera/camera_info'
+MAX_STAMP_DELAY_S = 1.0
+DEPTH_ENCODINGS = ('16UC1', '32FC1')
+MAX_DEPTH_16UC1_M = 65.535
 JOINT_STATES_TOPIC = '/joint_states'
 TRAJECTORY_TOPIC = '/joint_trajectory_controller/joint_trajectory'
 JOINT_COMMAND_TOPIC = '/joint_command'
@@ -63,10 +74,31 @@ class TwinConfig:
     render_backend: str = ''
     sim_dt: float = 0.002
     camera_fovy: float = 0.0
+    depth_camera: bool = False
+    depth_encoding: str = '16UC1'
+    depth_width: int = 320
+    depth_height: int = 240
+    depth_fovy: float = 0.0
+    depth_stamp_delay: float = 0.0
+    wrist_camera: bool = False
+    wrist_width: int = 320
+    wrist_height: int = 240
+    wrist_fovy: float = 0.0
+    wrist_stamp_delay: float = 0.0
 
     def validate(self) -> None:
         """Raise TwinParameterError naming the parameter when a value is unusable."""
-        for name in ('image_width', 'image_height'):
+        for name in ('depth_stamp_delay', 'wrist_stamp_delay'):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= MAX_STAMP_DELAY_S):
+                raise TwinParameterError(
+                    f'{NODE_NAME}.{name}: {value} s, expected 0..{MAX_STAMP_DELAY_S:g} s')
+        if self.depth_encoding not in DEPTH_ENCODINGS:
+            raise TwinParameterError(
+                f'{NODE_NAME}.depth_encoding: {self.depth_encoding!r}, expected 16UC1 '
+                '(millimetres) or 32FC1 (metres)')
+        for name in ('image_width', 'image_height', 'depth_width', 'depth_height',
+                     'wrist_width', 'wrist_height'):
             value = getattr(self, name)
             if not 1 <= value <= 4096:
                 raise TwinParameterError(f'{NODE_NAME}.{name}: {value}, expected 1..4096 pixels')
@@ -87,6 +119,26 @@ class TwinConfig:
             raise TwinParameterError(
                 f'{NODE_NAME}.render_backend: {self.render_backend!r}, expected one of '
                 f'{RENDER_BACKENDS} ("" = MUJOCO_GL, else EGL with OSMesa fallback)')
+
+
+def encode_depth(depth_m: np.ndarray, encoding: str) -> np.ndarray:
+    """
+    Return a z-depth image (float metres, NaN = no return) as a ROS depth encoding stores it.
+
+    '32FC1': float32 metres, no return as NaN (what depth_image_proc's convert_metric
+    gives; REP 118 would also allow +inf for "too far", which a renderer cannot tell from
+    "nothing there"). '16UC1': uint16 millimetres, rounded, no return as 0, as RealSense
+    and OpenNI drivers publish; a depth beyond 65.535 m does not fit and is 0 too.
+    """
+    depth = np.asarray(depth_m, dtype=np.float32)
+    if encoding == '32FC1':
+        return np.where(np.isfinite(depth), depth, np.float32(np.nan)).astype(np.float32)
+    if encoding == '16UC1':
+        valid = np.isfinite(depth) & (depth >= 0.0) & (depth <= MAX_DEPTH_16UC1_M)
+        mm = np.rint(np.where(valid, depth, 0.0) * 1000.0)
+        return mm.astype(np.uint16)
+    raise TwinParameterError(
+        f'depth encoding {encoding!r}: expected one of {DEPTH_ENCODINGS}')
 
 
 def import_sim(render_backend: str):
@@ -180,6 +232,18 @@ def plan_trajectory(msg: JointTrajectory, now: float, current: np.ndarray,
     return ActiveTrajectory(start, joints, np.array(times), np.array(rows))
 
 
+@dataclass(frozen=True)
+class CameraStream:
+    """One published camera: what to render, where it goes, how its stamp is offset."""
+
+    camera: str
+    depth: bool
+    image_pub: object
+    info_pub: object
+    info: CameraInfo
+    stamp_delay: float
+
+
 class MujocoTwin(Node):
     """The twin node; call start() to run the simulation thread."""
 
@@ -188,11 +252,14 @@ class MujocoTwin(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.config = self._read_parameters()
         sim = import_sim(self.config.render_backend)
+        cfg = self.config
         self.sim = sim.ReachArmSim(
-            sim.SimConfig(timestep=self.config.sim_dt, image_width=self.config.image_width,
-                          image_height=self.config.image_height,
-                          camera_fovy=self.config.camera_fovy),
-            seed=self.config.seed)
+            sim.SimConfig(timestep=cfg.sim_dt, image_width=cfg.image_width,
+                          image_height=cfg.image_height, camera_fovy=cfg.camera_fovy,
+                          depth_width=cfg.depth_width, depth_height=cfg.depth_height,
+                          depth_fovy=cfg.depth_fovy, wrist_width=cfg.wrist_width,
+                          wrist_height=cfg.wrist_height, wrist_fovy=cfg.wrist_fovy),
+            seed=cfg.seed)
         self.joint_names = sim.JOINT_NAMES
         self.rejected_trajectories = 0
         self.rejected_joint_commands = 0
@@ -200,11 +267,17 @@ class MujocoTwin(Node):
         self._stop = threading.Event()
         self._thread = None
         self._trajectory = None
-        self._camera_info = self._make_camera_info()
-
-        self._image_pub = self.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
-        self._info_pub = self.create_publisher(
-            CameraInfo, CAMERA_INFO_TOPIC, qos_profile_sensor_data)
+        # Rendered in this order, every one in the same simulation step.
+        self._cameras = [self._make_stream(sim.CAMERA_NAME, False, IMAGE_TOPIC,
+                                           CAMERA_INFO_TOPIC, 0.0)]
+        if cfg.depth_camera:
+            self._cameras.append(self._make_stream(
+                sim.DEPTH_CAMERA_NAME, True, DEPTH_IMAGE_TOPIC, DEPTH_CAMERA_INFO_TOPIC,
+                cfg.depth_stamp_delay))
+        if cfg.wrist_camera:
+            self._cameras.append(self._make_stream(
+                sim.WRIST_CAMERA_NAME, False, WRIST_IMAGE_TOPIC, WRIST_CAMERA_INFO_TOPIC,
+                cfg.wrist_stamp_delay))
         self._joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
         self._task_pub = self.create_publisher(Float64MultiArray, TASK_STATE_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -231,6 +304,17 @@ class MujocoTwin(Node):
             'sim_dt': 'physics step, s',
             'camera_fovy': "scene_camera vertical field of view, degrees; 0 = the model's "
                            '(55); camera_info follows it',
+            'depth_camera': 'publish depth_camera (z-depth, registered to scene_camera)',
+            'depth_encoding': '16UC1 (millimetres, 0 = no return) or 32FC1 (metres, NaN)',
+            'depth_width': 'depth image width, pixels',
+            'depth_height': 'depth image height, pixels',
+            'depth_fovy': "depth_camera vertical field of view, degrees; 0 = the model's (58)",
+            'depth_stamp_delay': 'depth frames stamped this much before their step, s',
+            'wrist_camera': 'publish wrist_camera (RGB, on the forearm)',
+            'wrist_width': 'wrist image width, pixels',
+            'wrist_height': 'wrist image height, pixels',
+            'wrist_fovy': "wrist_camera vertical field of view, degrees; 0 = the model's (60)",
+            'wrist_stamp_delay': 'wrist frames stamped this much before their step, s',
         }
         values = {}
         for name, doc in docs.items():
@@ -241,7 +325,7 @@ class MujocoTwin(Node):
             kind = type(default)
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if not isinstance(value, kind) or isinstance(value, bool):
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
                 raise TwinParameterError(
                     f'{NODE_NAME}.{name}: {value!r} ({type(value).__name__}), expected '
                     f'{kind.__name__}')
@@ -250,11 +334,19 @@ class MujocoTwin(Node):
         config.validate()
         return config
 
-    def _make_camera_info(self) -> CameraInfo:
-        fx, fy, cx, cy = self.sim.camera_intrinsics()
+    def _make_stream(self, camera: str, depth: bool, image_topic: str, info_topic: str,
+                     stamp_delay: float) -> CameraStream:
+        return CameraStream(
+            camera, depth,
+            self.create_publisher(Image, image_topic, qos_profile_sensor_data),
+            self.create_publisher(CameraInfo, info_topic, qos_profile_sensor_data),
+            self._make_camera_info(camera), stamp_delay)
+
+    def _make_camera_info(self, camera: str) -> CameraInfo:
+        fx, fy, cx, cy = self.sim.camera_intrinsics(camera)
         info = CameraInfo()
-        info.header.frame_id = CAMERA_FRAME_ID
-        info.width, info.height = self.config.image_width, self.config.image_height
+        info.header.frame_id = f'{camera}_optical'
+        info.width, info.height = self.sim.config.camera_size(camera)
         info.distortion_model = 'plumb_bob'
         info.d = [0.0] * 5
         info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
@@ -364,7 +456,8 @@ class MujocoTwin(Node):
                     self._publish_state(stamp, now)
                     next_joint = max(next_joint + joint_period, now)
                 if now >= next_image - dt / 2:
-                    self._publish_image(self.sim.render(), stamp)
+                    for stream in self._cameras:
+                        self._publish_camera(stream, now)
                     next_image = max(next_image + image_period, now)
                 wall = time.monotonic()
                 if wall - diag_wall >= 1.0:
@@ -401,18 +494,26 @@ class MujocoTwin(Node):
                      *self.sim.ee_position.tolist(), self.sim.ee_distance]
         self._task_pub.publish(task)
 
-    def _publish_image(self, image: np.ndarray, stamp: Time) -> None:
+    def _publish_camera(self, stream: CameraStream, now: float) -> None:
+        if stream.depth:
+            image = encode_depth(self.sim.render_depth(stream.camera),
+                                 self.config.depth_encoding)
+            encoding = self.config.depth_encoding
+        else:
+            image, encoding = self.sim.render(stream.camera), 'rgb8'
+        # A delayed camera's first frames would be stamped before time 0: clamp to 0.
+        stamp = to_time(max(0.0, now - stream.stamp_delay))
         msg = Image()
         msg.header.stamp = stamp
-        msg.header.frame_id = CAMERA_FRAME_ID
+        msg.header.frame_id = stream.info.header.frame_id
         msg.height, msg.width = image.shape[:2]
-        msg.encoding = 'rgb8'
-        msg.is_bigendian = 0
-        msg.step = msg.width * 3
+        msg.encoding = encoding
+        msg.is_bigendian = int(sys.byteorder == 'big')
+        msg.step = msg.width * image.itemsize * (image.shape[2] if image.ndim == 3 else 1)
         msg.data = image.tobytes()
-        self._image_pub.publish(msg)
-        self._camera_info.header.stamp = stamp
-        self._info_pub.publish(self._camera_info)
+        stream.image_pub.publish(msg)
+        stream.info.header.stamp = stamp
+        stream.info_pub.publish(stream.info)
 
     def _publish_diagnostics(self, achieved_rtf: float) -> None:
         status = DiagnosticStatus(

@@ -1,8 +1,9 @@
 """Shared test setup: a private ROS domain and an offscreen GL backend, set before imports."""
 import os
 
-# Tests talk over real DDS: keep them off the domain a developer's nodes use.
-os.environ['ROS_DOMAIN_ID'] = '42'
+# Tests talk over real DDS: keep them off the domain a developer's nodes use (42, or
+# MUJOCO_TWIN_TEST_DOMAIN_ID where several test runs share one machine).
+os.environ['ROS_DOMAIN_ID'] = os.environ.get('MUJOCO_TWIN_TEST_DOMAIN_ID', '42')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
