@@ -25,6 +25,14 @@ class Probe(Node):
             Image, '/camera/image_raw', self.images.append, qos_profile_sensor_data)
         self.create_subscription(
             CameraInfo, '/camera/camera_info', self.infos.append, qos_profile_sensor_data)
+        # The optional cameras (topics relative to the twin's namespace, here the root).
+        self.depth_images, self.depth_infos, self.wrist_images, self.wrist_infos = [], [], [], []
+        for topic, kind, sink in (
+                ('/depth_camera/image_raw', Image, self.depth_images),
+                ('/depth_camera/camera_info', CameraInfo, self.depth_infos),
+                ('/wrist_camera/image_raw', Image, self.wrist_images),
+                ('/wrist_camera/camera_info', CameraInfo, self.wrist_infos)):
+            self.create_subscription(kind, topic, sink.append, qos_profile_sensor_data)
         self.create_subscription(JointState, '/joint_states', self.joints.append, 10)
         self.create_subscription(Clock, '/clock', self.clocks.append, 10)
         self.create_subscription(

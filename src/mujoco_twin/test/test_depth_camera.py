@@ -2,6 +2,7 @@
 import math
 from pathlib import Path
 
+from camera_geometry import optical_rotation, table_depth
 import mujoco
 from mujoco_twin.sim import MODEL_PATH, ReachArmSim, SimConfig, SimConfigError
 from mujoco_twin.twin_node import encode_depth, TwinConfig, TwinParameterError
@@ -10,28 +11,6 @@ import pytest
 
 DEPTH = 'depth_camera'
 WRIST = 'wrist_camera'
-
-
-def optical_rotation(sim: ReachArmSim, camera: str) -> np.ndarray:
-    """World rotation of the camera's ROS optical frame (columns: x right, y down, z ahead)."""
-    _, quat = sim.camera_pose(camera)
-    rot = np.zeros(9)
-    mujoco.mju_quat2Mat(rot, quat)
-    return rot.reshape(3, 3)
-
-
-def table_depth(position, rotation, intrinsics, u, v) -> np.ndarray:
-    """
-    z-depth of the table plane (z = 0) at pixels (u, v), by ray-plane intersection.
-
-    The ray of pixel (u, v) in the optical frame is r = ((u - cx) / fx, (v - cy) / fy, 1);
-    the point position + t * rotation @ r lies on z = 0 for t = -position_z / (rotation @ r)_z,
-    and since r's optical z is 1, t is the z-depth itself.
-    """
-    fx, fy, cx, cy = intrinsics
-    rays = np.stack([(np.asarray(u) - cx) / fx, (np.asarray(v) - cy) / fy,
-                     np.ones(np.shape(u))], axis=-1)
-    return -position[2] / (rays @ rotation.T)[..., 2]
 
 
 def segmentation(sim: ReachArmSim, camera: str) -> np.ndarray:

@@ -59,6 +59,13 @@ def test_images_and_camera_info(ros):
     assert (info.width, info.height) == (160, 120)
 
 
+def test_optional_cameras_are_off_by_default(ros):
+    for topic in ('/depth_camera/image_raw', '/depth_camera/camera_info',
+                  '/wrist_camera/image_raw', '/wrist_camera/camera_info'):
+        assert ros.probe.count_publishers(topic) == 0, topic
+    assert ros.probe.depth_images == [] and ros.probe.wrist_images == []
+
+
 def test_joint_states_and_task_state(ros):
     joints = ros.probe.joints[-1]
     assert list(joints.name) == NAMES
