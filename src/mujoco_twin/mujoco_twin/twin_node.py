@@ -7,11 +7,12 @@ time. ROS callbacks (commands, reset) run in the executor and hand over under a 
 
 The optional depth and wrist cameras render in the same simulation step as scene_camera,
 so, like a hardware-synchronised rig, all frames of one step carry one stamp; a
-`<camera>_stamp_delay` makes one camera's stamps older, to exercise a consumer's skew check.
+`<camera>_stamp_delay` (settable at run time) makes one camera's stamps older, to exercise
+a consumer's skew check.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import importlib
 import math
 import os
@@ -22,7 +23,7 @@ import time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -42,6 +43,8 @@ DEPTH_CAMERA_INFO_TOPIC = 'depth_camera/camera_info'
 WRIST_IMAGE_TOPIC = 'wrist_camera/image_raw'
 WRIST_CAMERA_INFO_TOPIC = 'wrist_camera/camera_info'
 MAX_STAMP_DELAY_S = 1.0
+# The only parameters a running twin takes (ros2 param set); the others are read-only.
+RUNTIME_PARAMETERS = ('depth_stamp_delay', 'wrist_stamp_delay')
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
 MAX_DEPTH_16UC1_M = 65.535
 JOINT_STATES_TOPIC = '/joint_states'
@@ -88,9 +91,10 @@ class TwinConfig:
 
     def validate(self) -> None:
         """Raise TwinParameterError naming the parameter when a value is unusable."""
-        for name in ('depth_stamp_delay', 'wrist_stamp_delay'):
+        for name in RUNTIME_PARAMETERS:
             value = getattr(self, name)
-            if not (math.isfinite(value) and 0.0 <= value <= MAX_STAMP_DELAY_S):
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and
+                    math.isfinite(value) and 0.0 <= value <= MAX_STAMP_DELAY_S):
                 raise TwinParameterError(
                     f'{NODE_NAME}.{name}: {value} s, expected 0..{MAX_STAMP_DELAY_S:g} s')
         if self.depth_encoding not in DEPTH_ENCODINGS:
@@ -234,14 +238,14 @@ def plan_trajectory(msg: JointTrajectory, now: float, current: np.ndarray,
 
 @dataclass(frozen=True)
 class CameraStream:
-    """One published camera: what to render, where it goes, how its stamp is offset."""
+    """One published camera: what to render, where it goes, which parameter delays its stamp."""
 
     camera: str
     depth: bool
     image_pub: object
     info_pub: object
     info: CameraInfo
-    stamp_delay: float
+    delay_parameter: str  # a TwinConfig field; '' = stamped at its step
 
 
 class MujocoTwin(Node):
@@ -269,15 +273,15 @@ class MujocoTwin(Node):
         self._trajectory = None
         # Rendered in this order, every one in the same simulation step.
         self._cameras = [self._make_stream(sim.CAMERA_NAME, False, IMAGE_TOPIC,
-                                           CAMERA_INFO_TOPIC, 0.0)]
+                                           CAMERA_INFO_TOPIC, '')]
         if cfg.depth_camera:
             self._cameras.append(self._make_stream(
                 sim.DEPTH_CAMERA_NAME, True, DEPTH_IMAGE_TOPIC, DEPTH_CAMERA_INFO_TOPIC,
-                cfg.depth_stamp_delay))
+                'depth_stamp_delay'))
         if cfg.wrist_camera:
             self._cameras.append(self._make_stream(
                 sim.WRIST_CAMERA_NAME, False, WRIST_IMAGE_TOPIC, WRIST_CAMERA_INFO_TOPIC,
-                cfg.wrist_stamp_delay))
+                'wrist_stamp_delay'))
         self._joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, 10)
         self._task_pub = self.create_publisher(Float64MultiArray, TASK_STATE_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -287,6 +291,7 @@ class MujocoTwin(Node):
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10)
         self.create_subscription(JointState, JOINT_COMMAND_TOPIC, self._on_joint_command, 10)
         self.create_service(Trigger, '~/reset', self._on_reset)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f'{self.config}; MUJOCO_GL={os.environ.get("MUJOCO_GL")}; episode 0 target '
             f'{np.round(self.sim.target_position, 3).tolist()}')
@@ -320,7 +325,8 @@ class MujocoTwin(Node):
         for name, doc in docs.items():
             default = getattr(defaults, name)
             # dynamic typing: a launch file's 30 must not be refused for want of 30.0
-            descriptor = ParameterDescriptor(description=doc, dynamic_typing=True)
+            descriptor = ParameterDescriptor(description=doc, dynamic_typing=True,
+                                             read_only=name not in RUNTIME_PARAMETERS)
             value = self.declare_parameter(name, default, descriptor).value
             kind = type(default)
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -335,12 +341,12 @@ class MujocoTwin(Node):
         return config
 
     def _make_stream(self, camera: str, depth: bool, image_topic: str, info_topic: str,
-                     stamp_delay: float) -> CameraStream:
+                     delay_parameter: str) -> CameraStream:
         return CameraStream(
             camera, depth,
             self.create_publisher(Image, image_topic, qos_profile_sensor_data),
             self.create_publisher(CameraInfo, info_topic, qos_profile_sensor_data),
-            self._make_camera_info(camera), stamp_delay)
+            self._make_camera_info(camera), delay_parameter)
 
     def _make_camera_info(self, camera: str) -> CameraInfo:
         fx, fy, cx, cy = self.sim.camera_intrinsics(camera)
@@ -353,6 +359,20 @@ class MujocoTwin(Node):
         info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
         info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
         return info
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        # Read-only parameters never reach here; use_sim_time and the like pass through.
+        changes = {p.name: p.value for p in parameters if p.name in RUNTIME_PARAMETERS}
+        changes = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                   for k, v in changes.items()}
+        with self._lock:
+            config = replace(self.config, **changes)
+            try:
+                config.validate()
+            except TwinParameterError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+            self.config = config  # the simulation thread reads it under the lock
+        return SetParametersResult(successful=True)
 
     # -- commands and reset (executor thread) -----------------------------------------------
 
@@ -502,7 +522,8 @@ class MujocoTwin(Node):
         else:
             image, encoding = self.sim.render(stream.camera), 'rgb8'
         # A delayed camera's first frames would be stamped before time 0: clamp to 0.
-        stamp = to_time(max(0.0, now - stream.stamp_delay))
+        delay = getattr(self.config, stream.delay_parameter) if stream.delay_parameter else 0.0
+        stamp = to_time(max(0.0, now - delay))
         msg = Image()
         msg.header.stamp = stamp
         msg.header.frame_id = stream.info.header.frame_id

@@ -4,6 +4,8 @@ import math
 from camera_geometry import bottom_row_table_depth, ns, plain
 import numpy as np
 import pytest
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from ros_probe import TwinUnderTest
 
 WRIST_DELAY = 0.05
@@ -76,3 +78,25 @@ def test_frames_of_one_step_share_a_stamp_and_the_delay_offsets_one(ros):
     nearest = np.array([min(scene, key=lambda s: abs(s - (w + WRIST_DELAY * 1e9)))
                         for w in wrist])
     np.testing.assert_allclose((nearest - wrist) * 1e-9, WRIST_DELAY, atol=1e-6)
+
+
+def test_stamp_delay_is_set_at_run_time_and_other_parameters_are_read_only(ros):
+    probe = ros.probe
+    client = AsyncParameterClient(probe, 'mujoco_twin')
+    assert client.wait_for_services(timeout_sec=10.0)
+
+    def set_parameter(name, value):
+        future = client.set_parameters([Parameter(name, value=value)])
+        assert probe.wait_for(future.done, 10.0), f'no answer setting {name}'
+        return future.result().results[0]
+
+    refused = set_parameter('wrist_stamp_delay', 2.0)
+    assert not refused.successful
+    assert 'mujoco_twin.wrist_stamp_delay: 2.0 s, expected 0..1 s' in refused.reason
+    assert not set_parameter('camera_rate', 5.0).successful  # read-only
+    assert ros.twin.config.camera_rate == 10.0
+    assert set_parameter('wrist_stamp_delay', 0.0).successful
+    count = len(probe.wrist_images)
+    assert probe.wait_for(lambda: len(probe.wrist_images) >= count + 3, 10.0)
+    scene = {ns(m) for m in probe.images}
+    assert {ns(m) for m in probe.wrist_images[count + 1:count + 3]} <= scene
