@@ -1,16 +1,23 @@
 """Encoder + actor policies: the card's encoder section, the two sessions, the core."""
 
+import array
 import copy
+import math
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
 import pytest
+from sensor_msgs.msg import Image
+from test_node import Rig  # noqa: I100 (test helper)
+from vision_policy.action import SafetyLimits
 from vision_policy.card import card_from_dict, card_from_yaml, CardError, EncoderSpec
+from vision_policy.core import InputError, PolicyCore
 from vision_policy.encoder import encoder_view, EncoderRuntime, FrameEncoder
 from vision_policy.observation import Sample
 from vision_policy.runtime import check_encoder_io, check_io, load_encoder, load_policy, \
-    ModelError, RuntimeOptions
+    ModelError, PolicyRuntime, RuntimeOptions
+from vision_policy.tools import inspect_model
 import yaml
 
 CPU = RuntimeOptions(providers=('CPUExecutionProvider',), warmup_runs=0)
@@ -266,3 +273,152 @@ def test_frame_encoder_carries_its_state_and_writes_the_latent(tmp_path):
     enc.run(sample)
     latent, _ = encoder_step(w, sample.images[''], sample.joint_pos, np.zeros((1, HIDDEN)))
     np.testing.assert_allclose(enc.latents['depth_latent'], latent, atol=1e-5)
+
+
+def test_inspect_shows_the_encoder_and_its_mismatch(tmp_path, capsys):
+    w = weights()
+    path = write_pair(tmp_path, w)
+    assert inspect_model.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f'encoder model: {tmp_path / "encoder.onnx"} (runs per camera frame)' in out
+    assert "output 'latent' -> actor input 'depth_latent'" in out
+    write_encoder(tmp_path / 'encoder.onnx', w, latent_size=5)
+    assert inspect_model.main([str(path)]) == 1
+    assert "- encoder: encoder output 'latent' has shape [1, 5]" in capsys.readouterr().out
+
+
+# --- The core: encoder per frame, actor per tick ------------------------------------------
+
+def make_core(folder, w):
+    """Build the PolicyCore of the pair as the node does (CPU, no warm-up)."""
+    path = write_pair(folder, w, dict(card_data(), action={
+        'scale': 1.0, 'clip': [[-10.0, 10.0], [-10.0, 10.0]]}))
+    session, card = load_policy(path, None, CPU)
+    encoder = load_encoder(path, card, CPU)
+    limits = SafetyLimits.from_card(card, [-math.inf], [math.inf], [100.0])
+    return PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs, 0), limits,
+                      encoder_factory=lambda inputs: EncoderRuntime(encoder, card, inputs, 0))
+
+
+def depth_frames(n, seed=3):
+    """Return n 3x4 depth images in metres (32FC1, HxWx1)."""
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(0.3, 4.0, (3, 4, 1)).astype(np.float32) for _ in range(n)]
+
+
+def test_core_runs_the_encoder_per_frame_and_the_actor_per_tick(tmp_path):
+    w = weights()
+    core = make_core(tmp_path, w)
+    enc = core.encoder
+    assert 'image' in core.needs and core.encoder_cameras == {''}
+    assert set(core.tick.inputs) == {'obs', 'depth_latent'}
+    zeros = np.zeros(2)
+    with pytest.raises(InputError, match='no frame yet'):
+        core.step(np.array([0.1, 0.2]), zeros)
+    d1, d2, d3 = depth_frames(3)
+    core.set_image(d1, '32FC1')
+    np.testing.assert_array_equal(core.cameras[''].image[0], d1[..., 0])  # 32FC1 as is
+    assert enc.runs == 0  # no tick since the reset: its joints are not known yet
+    # The first tick encodes the latest frame with its own joints, from zero state.
+    q1 = np.array([0.2, -0.4])
+    core.step(q1, zeros)
+    latent, h = encoder_step(w, d1, q1, np.zeros((1, HIDDEN)))
+    last = actor_step(w, np.r_[q1, 0.0, 0.0], latent)
+    np.testing.assert_allclose(core.tick.raw, last, atol=1e-5)
+    # Ticks without a new frame: the actor on the same latent, the encoder not run.
+    for q in ([0.3, 0.1], [-0.2, 0.5]):
+        core.step(np.array(q), zeros)
+        last = actor_step(w, np.r_[q, last], latent)
+        np.testing.assert_allclose(core.tick.raw, last, atol=1e-5)
+    assert enc.runs == 1
+    # A new frame: encoded once, with the last tick's joints and the carried state.
+    core.set_image(d2, '32FC1')
+    assert enc.runs == 2 and core.timing['encoder'] > 0.0
+    latent, h = encoder_step(w, d2, [-0.2, 0.5], h)
+    np.testing.assert_allclose(core.tick.inputs['depth_latent'], latent, atol=1e-5)
+    q = np.array([0.0, 0.1])
+    core.step(q, zeros)
+    last = actor_step(w, np.r_[q, last], latent)
+    np.testing.assert_allclose(core.tick.raw, last, atol=1e-5)
+    core.set_image(d3, '32FC1')
+    latent, h = encoder_step(w, d3, q, h)
+    np.testing.assert_allclose(core.tick.inputs['depth_latent'], latent, atol=1e-5)
+    # reset: the recurrent state and last action go; the first tick encodes d3 from zero.
+    core.reset()
+    assert not enc.ready
+    q = np.array([0.4, 0.4])
+    core.step(q, zeros)
+    assert enc.runs == 4
+    latent, _ = encoder_step(w, d3, q, np.zeros((1, HIDDEN)))
+    np.testing.assert_allclose(core.tick.raw, actor_step(w, np.r_[q, 0.0, 0.0], latent),
+                               atol=1e-5)
+
+
+def test_core_needs_an_encoder_factory_for_an_encoder_card(tmp_path):
+    w = weights()
+    path = write_pair(tmp_path, w)
+    session, card = load_policy(path, None, CPU)
+    limits = SafetyLimits.from_card(card, [-1.0], [1.0], [0.1])
+    with pytest.raises(ModelError, match="the card has an encoder \\('encoder.onnx'\\) but "
+                                         'PolicyCore was given no encoder_factory'):
+        PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs, 0), limits)
+
+
+def test_encoder_without_a_camera_is_refused():
+    data = card_data()
+    data['observations']['depth'] = {'terms': [{'name': 'joint_pos'}] * 6}
+    data['encoder']['inputs'][0]['shape'] = [1, 12]
+    del data['image']
+    card = card_from_dict(data)
+    with pytest.raises(CardError, match="encoder.inputs: the groups \\['depth', 'proprio'\\] "
+                                        'read no camera image'):
+        FrameEncoder(card, lambda inputs: None)
+
+
+# --- The node over real rclpy and DDS -----------------------------------------------------
+
+def send_depth(rig, depth):
+    """Publish a 32FC1 frame until the node has received it (best effort may drop one)."""
+    counters = rig.node.stats.counters
+    for _ in range(5):
+        seen = counters.images_received
+        msg = Image(height=depth.shape[0], width=depth.shape[1], encoding='32FC1',
+                    step=depth.shape[1] * 4, is_bigendian=0)
+        msg.header.stamp = rig.stamp()
+        msg.data = array.array('B', depth.astype('<f4').tobytes())
+        rig.image_pub.publish(msg)
+        if rig.h.wait_for(lambda: counters.images_received > seen, timeout=2.0):
+            return
+    raise AssertionError('the node never received the depth frame')
+
+
+def test_node_runs_the_pair_per_frame_over_dds(harness, tmp_path):
+    w = weights()
+    data = dict(card_data(), action={'scale': 1.0, 'clip': [[-10.0, 10.0], [-10.0, 10.0]]})
+    path = write_pair(tmp_path, w, data)
+    rig = Rig(harness, path, trigger='image', max_joint_step=[100.0],
+              max_joint_state_age=30.0, max_image_age=30.0)
+    assert rig.node.core.encoder is not None and 'image' in rig.node.core.needs
+    q = np.array([0.25, -0.5])
+    rig.send_joints(q, (0.0, 0.0), names=['a', 'b'])
+    assert harness.wait_for(lambda: rig.node.monitor.seq('joint_states') > 0)
+    h, raw = np.zeros((1, HIDDEN)), np.zeros(2)
+    for k, depth in enumerate(depth_frames(4, seed=11)):
+        send_depth(rig, depth)
+        assert harness.wait_for(lambda: len(rig.received) == k + 1, timeout=10.0), \
+            f'no command for frame {k}; hold {rig.node.hold}'
+        # Frame k is encoded once (from zero state at the first tick), then the actor ticks.
+        latent, h = encoder_step(w, depth, q, h)
+        raw = actor_step(w, np.r_[q, raw], latent)
+        np.testing.assert_allclose(rig.received[k].points[0].positions,
+                                   np.clip(raw, -10.0, 10.0), atol=1e-5)
+    with rig.node._lock:
+        assert rig.node.core.encoder.runs == 4
+
+
+def test_node_configure_fails_naming_a_missing_encoder(harness, tmp_path):
+    path = write_pair(tmp_path, weights(), card_data('missing_encoder.onnx'))
+    rig = Rig(harness, path, autostart=False)
+    rig.node.trigger_configure()
+    assert rig.node._state_machine.current_state[1] == 'unconfigured'
+    assert f'encoder.model: {tmp_path / "missing_encoder.onnx"} not found' in rig.node.error

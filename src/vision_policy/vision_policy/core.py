@@ -23,10 +23,11 @@ import numpy as np
 from .action import ActionMapper, SafetyFilter, SafetyLimits
 from .camera import CameraInfoError, CameraSetup, FrameSizeError, Intrinsics, setup_camera
 from .card import PolicyCard
+from .encoder import FrameEncoder
 from .image import ImagePipeline
-from .observation import ObservationBuilder, Sample
+from .observation import ExtraSourceError, ObservationBuilder, Sample, TermError
 from .registry import load_registry, Registry
-from .runtime import PolicyRuntime
+from .runtime import ModelError, PolicyRuntime
 from .sources import InputError
 
 __all__ = ['Frame', 'InputError', 'JointMap', 'NonFiniteError', 'PolicyCore', 'STAGES',
@@ -127,17 +128,36 @@ class PolicyCore:
     """Observation -> onnxruntime -> action mapping -> safety filter, one tick at a time."""
 
     def __init__(self, card: PolicyCard, runtime_factory, limits: SafetyLimits,
-                 registry: Optional[Registry] = None):
+                 registry: Optional[Registry] = None, encoder_factory=None):
+        """
+        Build the core; ``runtime_factory(inputs)`` makes the actor's PolicyRuntime.
+
+        A card with an ``encoder`` section also needs ``encoder_factory(inputs)``, which
+        makes the encoder's runtime (encoder.EncoderRuntime) over its input arrays.
+        """
         self.card = card
         self.cameras = {spec.name: _Camera(spec) for spec in card.images}
         # The terms (built in and plugins) come from the registry the operator chose.
         registry = registry if registry is not None else load_registry()
         self._builder = ObservationBuilder(card, registry)
-        self.runtime: PolicyRuntime = runtime_factory(self._builder.inputs)
+        self.encoder: Optional[FrameEncoder] = None
+        inputs = self._builder.inputs
+        if card.encoder is not None:
+            if encoder_factory is None:
+                raise ModelError(f'the card has an encoder ({card.encoder.model!r}) but '
+                                 f'PolicyCore was given no encoder_factory to run it')
+            self.encoder = FrameEncoder(card, encoder_factory, registry)
+            # The actor reads the latents in place: a frame's run is seen by the next tick.
+            inputs = {**inputs, **self.encoder.latents}
+        # Set once a tick since the reset has put its joint sample in; until then a frame
+        # would be encoded with the joints of before the reset (zeros at start).
+        self._stepped = False
+        self.runtime: PolicyRuntime = runtime_factory(inputs)
         self._mapper = ActionMapper(card, registry)
         self._safety = SafetyFilter(limits)
         self.limits = limits
-        self.needs: frozenset = self._builder.needs
+        self.needs: frozenset = self._builder.needs | (
+            self.encoder.needs if self.encoder is not None else frozenset())
         self.action_joint_names = tuple(card.action.joint_names)
         # Joints whose target is a velocity (JointVelocityAction), not a position.
         self.velocity_joints: tuple = self._mapper.velocity_joints
@@ -158,8 +178,13 @@ class PolicyCore:
         self._checked = [(s.name, self._builder.inputs[s.name]) for s in card.inputs
                          if s.group is not None and
                          any(t.name != 'image' for t in card.group(s.group).terms)]
+        if self.encoder is not None:
+            # A NaN latent (a NaN in the encoder's inputs or state) holds the robot.
+            self._checked += list(self.encoder.latents.items())
         self.timing = dict.fromkeys(STAGES[1:5], 0.0)
-        self.tick = TickRecord(terms=self._builder.term_values, inputs=self._builder.inputs,
+        if self.encoder is not None:
+            self.timing['encoder'] = 0.0  # the last encoder run (per frame, not per tick)
+        self.tick = TickRecord(terms=self._builder.term_values, inputs=inputs,
                                raw=self._raw, targets=self._mapper.targets,
                                command=self._safety.command)
 
@@ -233,6 +258,24 @@ class PolicyCore:
         np.copyto(cam.image, frame.image)
         cam.has_frame = True
         self.timing['preprocess'] = frame.seconds
+        if self._stepped and frame.camera in self.encoder_cameras:
+            try:
+                self._encode()
+            except (TermError, ExtraSourceError):
+                pass  # not ready now: the next tick retries on this frame and holds with why
+        return True
+
+    @property
+    def encoder_cameras(self) -> frozenset:
+        """Return the cameras whose new frames run the encoder (none without an encoder)."""
+        return self.encoder.cameras if self.encoder is not None else frozenset()
+
+    def _encode(self) -> bool:
+        """Run the encoder on the installed frames; False while one of its cameras has none."""
+        if not all(self.cameras[name].has_frame for name in self.encoder.cameras):
+            return False
+        self.encoder.run(self._sample)
+        self.timing['encoder'] = self.encoder.seconds
         return True
 
     def set_image(self, view: np.ndarray, encoding: str, camera: str = '') -> None:
@@ -252,7 +295,9 @@ class PolicyCore:
         One control tick; returns the filtered command for the action joints.
 
         Raises NonFiniteError instead of returning a command from bad numbers, and
-        InputError when the card needs an image and none was set yet.
+        InputError when the card needs an image and none was set yet. With an encoder, the
+        first tick after a reset runs it on the latest frame (later frames run it when
+        installed); its TermError or ExtraSourceError is raised here.
         """
         if 'image' in self.needs:
             missing = [name for name, c in self.cameras.items() if not c.has_frame]
@@ -261,6 +306,12 @@ class PolicyCore:
         sample = self._sample
         sample.joint_pos[:] = joint_pos
         sample.joint_vel[:] = joint_vel
+        self._stepped = True
+        # The first tick after a reset encodes the latest frame itself (with its joints):
+        # the actor never runs on a latent of before the reset; later frames run it.
+        if self.encoder is not None and not self.encoder.ready and not self._encode():
+            missing = [n for n in sorted(self.encoder.cameras) if not self.cameras[n].has_frame]
+            raise InputError(f'no encoder output yet: no frame from camera(s) {missing}')
         t0 = time.perf_counter()
         self._builder.build(sample)
         for name, array in self._checked:
@@ -301,3 +352,6 @@ class PolicyCore:
         self._mapper.reset()
         self._sample.last_action.fill(0.0)
         self._safety.has_reference = False
+        if self.encoder is not None:
+            self.encoder.reset()  # its recurrent state and latents go with the policy's
+        self._stepped = False

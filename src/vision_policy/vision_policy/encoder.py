@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 import onnxruntime as ort
 
-from .card import PolicyCard
+from .card import CardError, PolicyCard
 from .observation import ObservationBuilder, Sample
 from .registry import Registry
 from .runtime import check_encoder_io, ModelError, PolicyRuntime
@@ -76,10 +76,19 @@ class FrameEncoder:
 
     def __init__(self, card: PolicyCard, runtime_factory: Callable[[dict], PolicyRuntime],
                  registry: Optional[Registry] = None):
-        self._builder = ObservationBuilder(encoder_view(card), registry)
-        self.runtime = runtime_factory(self._builder.inputs)
+        view = encoder_view(card)
+        self._builder = ObservationBuilder(view, registry)
         # What the encoder's terms read (the camera, joint velocities, sources).
         self.needs: frozenset = self._builder.needs
+        if 'image' not in self.needs:
+            raise CardError(f'encoder.inputs: the groups {view.group_names} read no camera '
+                            f'image; an encoder runs once per camera frame')
+        # The cameras whose frames run it: those its image terms name (a term of a plugin
+        # that reads the camera: every camera).
+        named = {t.params.get('camera', '') for g in view.groups for t in g.terms
+                 if t.name == 'image'}
+        self.cameras = frozenset(named or (s.name for s in card.images))
+        self.runtime = runtime_factory(self._builder.inputs)
         self.term_values = self._builder.term_values
         self.latents = {}
         self._copies = []
@@ -101,6 +110,7 @@ class FrameEncoder:
     def run(self, sample: Sample) -> None:
         """Build the encoder's groups from sample, run it once, install the latents."""
         t0 = time.perf_counter()
+        self.ready = False  # a term that fails leaves no half-made latent behind
         self._builder.build(sample)
         self.runtime.run()  # carries the recurrent state to the next frame
         for latent, out in self._copies:

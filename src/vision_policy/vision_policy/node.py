@@ -37,6 +37,7 @@ from .action import ActionTermError
 from .camera import camera_from_info, CameraError, FrameSizeError, needs_camera_info
 from .card import actuator_text, CardError
 from .core import InputError, JointMap, NonFiniteError, PolicyCore
+from .encoder import EncoderRuntime
 from .frame_loss import FrameLossCounter
 from .frame_worker import FrameWorker
 from .image import ImageError, limit_blas_threads
@@ -47,7 +48,7 @@ from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
 from .recording import check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
-from .runtime import load_policy, ModelError, PolicyRuntime, RuntimeOptions
+from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
 from .stats import NodeStats
 
@@ -148,12 +149,14 @@ class PolicyInferenceNode(LifecycleNode):
             check_record_path(p.record_path)  # before any topic is opened
         # Code runs only from installed entry points and the modules the operator lists.
         registry = load_registry(p.plugin_modules)
-        session, card = load_policy(p.model_path, p.card_path, RuntimeOptions(
-            providers=p.providers, intra_op_threads=p.intra_op_threads))
+        options = RuntimeOptions(providers=p.providers, intra_op_threads=p.intra_op_threads)
+        session, card = load_policy(p.model_path, p.card_path, options)
+        encoder = load_encoder(p.model_path, card, options)  # None: a one-model card
         p = p.with_card(card)
         core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs,
                                                              registry=registry),
-                          p.limits(card), registry)
+                          p.limits(card), registry,
+                          lambda inputs: EncoderRuntime(encoder, card, inputs))
         if core.velocity_joints:
             # The trajectory carries positions: a velocity target there would be obeyed as a
             # position. Refuse rather than command the wrong quantity.
