@@ -375,6 +375,61 @@ def test_encoder_without_a_camera_is_refused():
         FrameEncoder(card, lambda inputs: None)
 
 
+def test_exported_torch_pair_runs_in_the_core_as_in_torch(tmp_path):
+    torch = pytest.importorskip('torch', reason='PyTorch is not installed')
+    from vision_policy.tools.export import export_policy
+
+    class Encoder(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.embed = torch.nn.Linear(12 + 2, HIDDEN)
+            self.gru = torch.nn.GRU(HIDDEN, HIDDEN)
+            self.out = torch.nn.Linear(HIDDEN, LATENT)
+
+        def forward(self, depth, proprio, h):
+            x = torch.tanh(self.embed(torch.cat([depth.flatten(1), proprio], 1)))
+            y, h = self.gru(x.unsqueeze(0), h)
+            return self.out(y[0]), h
+
+    class Actor(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(1)
+            self.mlp = torch.nn.Linear(4 + LATENT, 2)
+
+        def forward(self, obs, latent):
+            return self.mlp(torch.cat([obs, latent], 1))
+
+    data = dict(card_data(), action={'scale': 1.0, 'clip': [[-10.0, 10.0], [-10.0, 10.0]]})
+    data['encoder']['inputs'][2]['shape'] = [1, 1, HIDDEN]  # torch.nn.GRU's state layout
+    card = card_from_dict(data)
+    export_policy(Actor(), card, tmp_path / 'actor.onnx')
+    export_policy(Encoder(), card, tmp_path / 'encoder.onnx', encoder=True)
+    session, loaded = load_policy(tmp_path / 'actor.onnx', None, CPU)  # the embedded card
+    assert loaded == card
+    encoder = load_encoder(tmp_path / 'actor.onnx', card, CPU)
+    limits = SafetyLimits.from_card(card, [-math.inf], [math.inf], [100.0])
+    core = PolicyCore(card, lambda inputs: PolicyRuntime(session, card, inputs, 0), limits,
+                      encoder_factory=lambda inputs: EncoderRuntime(encoder, card, inputs, 0))
+    enc_t, actor_t = Encoder().eval(), Actor().eval()
+    h, last, joints = torch.zeros(1, 1, HIDDEN), torch.zeros(1, 2), None
+    for depth, q in zip(depth_frames(3, seed=5), ([0.1, 0.2], [-0.3, 0.4], [0.5, 0.0])):
+        core.set_image(depth, '32FC1')
+        core.step(np.array(q), np.zeros(2))
+        with torch.no_grad():
+            # Frames after the first are encoded when installed: with the last tick's joints.
+            proprio = torch.tensor([q if joints is None else joints], dtype=torch.float32)
+            latent, h = enc_t(torch.from_numpy(depth[None, None, :, :, 0]), proprio, h)
+            last = actor_t(torch.cat([torch.tensor([q], dtype=torch.float32), last], 1),
+                           latent)
+        np.testing.assert_allclose(core.tick.raw, last.numpy()[0], atol=1e-5)
+        joints = q
+    assert core.encoder.runs == 3
+
+
 # --- The node over real rclpy and DDS -----------------------------------------------------
 
 def send_depth(rig, depth):
