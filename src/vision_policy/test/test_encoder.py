@@ -471,9 +471,17 @@ def test_node_runs_the_pair_per_frame_over_dds(harness, tmp_path):
         assert rig.node.core.encoder.runs == 4
 
 
-def test_node_configure_fails_naming_a_missing_encoder(harness, tmp_path):
-    path = write_pair(tmp_path, weights(), card_data('missing_encoder.onnx'))
+@pytest.mark.parametrize('model, kw, words', [
+    ('missing_encoder.onnx', {}, 'encoder.model: {folder}/missing_encoder.onnx not found'),
+    ('encoder.onnx', {'latent_size': 5},
+     "encoder model 'encoder.onnx' does not match its card: encoder output 'latent' has "
+     "shape [1, 5] (5 values), actor input 'depth_latent' has shape [1, 3] (3 values)"),
+])
+def test_node_configure_fails_naming_the_encoder_problem(harness, tmp_path, model, kw, words):
+    data = dict(card_data(model), action={'scale': 1.0, 'clip': [[-1.0, 1.0], [-1.0, 1.0]]})
+    path = write_pair(tmp_path, weights(), data, **kw)
     rig = Rig(harness, path, autostart=False)
     rig.node.trigger_configure()
     assert rig.node._state_machine.current_state[1] == 'unconfigured'
-    assert f'encoder.model: {tmp_path / "missing_encoder.onnx"} not found' in rig.node.error
+    assert words.format(folder=tmp_path) in rig.node.error
+    assert rig.node.core is None  # nothing of the failed configure is kept
