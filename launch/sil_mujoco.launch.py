@@ -2,11 +2,13 @@
 Software-in-the-loop with the MuJoCo twin: the twin and the policy node on simulation time.
 
 ros2 launch vision_policy sil_mujoco.launch.py [seed:=0] [model_path:=/path/policy.onnx] \
-    [real_time_factor:=1.0] [record_path:=run.mcap]
+    [real_time_factor:=1.0] [record_path:=run.mcap] [camera_fovy:=70.0] \
+    [depth_camera:=true] [depth_encoding:=32FC1] [wrist_camera:=true]
 
 Topics, end to end (the same names as Isaac Sim's bridge):
   mujoco_twin      -> /clock, /camera/image_raw, /camera/camera_info, /joint_states,
-                      /mujoco_twin/task_state
+                      /mujoco_twin/task_state; optional depth_camera/{image_raw,camera_info},
+                      wrist_camera/{image_raw,camera_info} (for a card naming those cameras)
   policy_inference -> /joint_trajectory_controller/joint_trajectory -> mujoco_twin
 real_time_factor <= 0 runs the twin as fast as it can; the policy node follows /clock.
 """
@@ -36,6 +38,18 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'record_path', default_value='',
             description='MCAP recording of the policy node (vision_policy_replay); empty = off'),
+        DeclareLaunchArgument(
+            'camera_fovy', default_value='0.0',
+            description="twin scene_camera vertical field of view, degrees; 0 = the model's 55"),
+        DeclareLaunchArgument(
+            'depth_camera', default_value='false',
+            description='twin publishes depth_camera/image_raw + camera_info (z-depth)'),
+        DeclareLaunchArgument(
+            'depth_encoding', default_value='16UC1',
+            description='twin depth image: 16UC1 (millimetres, 0 = no return) or 32FC1 (m, NaN)'),
+        DeclareLaunchArgument(
+            'wrist_camera', default_value='false',
+            description='twin publishes wrist_camera/image_raw + camera_info (RGB, forearm)'),
     ]
     twin = Node(
         package='mujoco_twin', executable='mujoco_twin', name='mujoco_twin', output='screen',
@@ -43,6 +57,11 @@ def generate_launch_description() -> LaunchDescription:
             'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
             'real_time_factor': ParameterValue(
                 LaunchConfiguration('real_time_factor'), value_type=float),
+            'camera_fovy': ParameterValue(LaunchConfiguration('camera_fovy'), value_type=float),
+            'depth_camera': ParameterValue(LaunchConfiguration('depth_camera'), value_type=bool),
+            'depth_encoding': ParameterValue(
+                LaunchConfiguration('depth_encoding'), value_type=str),
+            'wrist_camera': ParameterValue(LaunchConfiguration('wrist_camera'), value_type=bool),
             'use_sim_time': True,
         }])
     policy = LifecycleNode(

@@ -22,6 +22,7 @@ def test_sil_mujoco_launch_description():
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     names = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
-    assert names == {'seed', 'model_path', 'real_time_factor', 'record_path'}
+    assert names == {'seed', 'model_path', 'real_time_factor', 'record_path', 'camera_fovy',
+                     'depth_camera', 'depth_encoding', 'wrist_camera'}
     nodes = [e for e in description.entities if isinstance(e, Node)]
     assert sorted(n.node_package for n in nodes) == ['mujoco_twin', 'vision_policy']
