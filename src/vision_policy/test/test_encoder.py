@@ -451,8 +451,9 @@ def test_node_runs_the_pair_per_frame_over_dds(harness, tmp_path):
     w = weights()
     data = dict(card_data(), action={'scale': 1.0, 'clip': [[-10.0, 10.0], [-10.0, 10.0]]})
     path = write_pair(tmp_path, w, data)
+    record = tmp_path / 'pair.mcap'
     rig = Rig(harness, path, trigger='image', max_joint_step=[100.0],
-              max_joint_state_age=30.0, max_image_age=30.0)
+              max_joint_state_age=30.0, max_image_age=30.0, record_path=str(record))
     assert rig.node.core.encoder is not None and 'image' in rig.node.core.needs
     q = np.array([0.25, -0.5])
     rig.send_joints(q, (0.0, 0.0), names=['a', 'b'])
@@ -469,6 +470,12 @@ def test_node_runs_the_pair_per_frame_over_dds(harness, tmp_path):
                                    np.clip(raw, -10.0, 10.0), atol=1e-5)
     with rig.node._lock:
         assert rig.node.core.encoder.runs == 4
+    # The recording replays through both models, command for command.
+    from vision_policy.replay import replay_recording
+    rig.node.trigger_deactivate()
+    rig.node.trigger_cleanup()
+    result = replay_recording(record)
+    assert result.commands == 4 and result.identical, result.summary()
 
 
 @pytest.mark.parametrize('model, kw, words', [

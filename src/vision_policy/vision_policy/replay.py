@@ -140,7 +140,8 @@ def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optio
     from .card import card_from_yaml
     from .core import PolicyCore
     from .registry import load_registry
-    from .runtime import load_policy, open_session, PolicyRuntime, RuntimeOptions
+    from .encoder import EncoderRuntime
+    from .runtime import load_encoder, load_policy, open_session, PolicyRuntime, RuntimeOptions
 
     if model is None and info is None:
         raise RecordingError(f'{where}: a bag without vision_policy per-tick data: give the '
@@ -180,9 +181,11 @@ def open_policy(info: Optional[RecordingInfo], model: Optional[str], card: Optio
     if plugin_modules is None:
         plugin_modules = tuple(info.node_parameters.get('plugin_modules', ())) if info else ()
     registry = load_registry(plugin_modules)
+    encoder = load_encoder(model_path, policy_card, options)  # None: a one-model card
     core = PolicyCore(policy_card, lambda inputs: PolicyRuntime(session, policy_card, inputs,
                                                                 registry=registry),
-                      limits, registry)
+                      limits, registry, lambda inputs: EncoderRuntime(encoder, policy_card,
+                                                                      inputs))
     note = ''
     if info is not None and info.providers and info.providers[0] != core.providers[0]:
         note += (f'recorded on {info.providers[0]}, replayed on {core.providers[0]}: another '
