@@ -470,6 +470,9 @@ def test_node_runs_the_pair_per_frame_over_dds(harness, tmp_path):
                                    np.clip(raw, -10.0, 10.0), atol=1e-5)
     with rig.node._lock:
         assert rig.node.core.encoder.runs == 4
+    # Three frames ran it on the frame worker (the first tick after activation the fourth).
+    assert len(rig.node.stats.stages['encoder']) == 3
+    assert 'encoder_ms_p50' in {kv.key for kv in rig.node.diagnostics().values}
     # The recording replays through both models, command for command.
     from vision_policy.replay import replay_recording
     rig.node.trigger_deactivate()

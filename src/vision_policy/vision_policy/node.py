@@ -390,6 +390,7 @@ class PolicyInferenceNode(LifecycleNode):
         with self._lock:
             if core is not self.core:
                 return  # configured again (or cleaned up) meanwhile
+            runs = core.encoder.runs if core.encoder is not None else 0
             if not core.set_frame(result):
                 self.stats.counters.images_unused += 1  # cropped for a camera since replaced
                 return
@@ -404,6 +405,8 @@ class PolicyInferenceNode(LifecycleNode):
                                          self.get_clock().now().nanoseconds, reliable=False,
                                          type_name='sensor_msgs/msg/Image')
             self.stats.stages['preprocess'].append(result.seconds)
+            if core.encoder is not None and core.encoder.runs > runs:
+                self.stats.stages['encoder'].append(core.timing['encoder'])
             if self.params.trigger == 'image' and self._active:
                 self._tick()
 

@@ -92,8 +92,9 @@ class NodeStats:
     def __init__(self):
         self.counters = Counters()
         self.rates = {'image': Rate(50), 'joint_states': Rate(200)}
+        # The tick's stages, and the encoder of an encoder + actor card (per frame).
         self.stages: Dict[str, collections.deque] = {
-            name: collections.deque(maxlen=WINDOW) for name in STAGES}
+            name: collections.deque(maxlen=WINDOW) for name in STAGES + ('encoder',)}
         self.latency = collections.deque(maxlen=WINDOW)
         self.ticks: Optional[TickTimes] = None
 
