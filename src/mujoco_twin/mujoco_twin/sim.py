@@ -169,7 +169,13 @@ class ReachArmSim:
         # Nominal camera pose and light intensities, for the rehearsal perturbation hooks.
         self._camera_nominal = (self.model.cam_pos[self._camera_id].copy(),
                                 self.model.cam_quat[self._camera_id].copy())
-        self._place_depth_camera()
+        depth_pose = (self.model.cam_pos[self._depth_id], self.model.cam_quat[self._depth_id])
+        if not all(np.allclose(a, b) for a, b in zip(depth_pose, self._camera_nominal)):
+            raise SimConfigError(
+                f'{config.model_path}: {DEPTH_CAMERA_NAME} at {depth_pose[0].tolist()}, '
+                f'quat {depth_pose[1].tolist()}; expected the pose of {CAMERA_NAME} '
+                f'({self._camera_nominal[0].tolist()}, {self._camera_nominal[1].tolist()}), '
+                'as the depth imager of one RGB-D device')
         self._light_nominal = (self.model.light_diffuse.copy(),
                                self.model.vis.headlight.ambient.copy(),
                                self.model.vis.headlight.diffuse.copy())

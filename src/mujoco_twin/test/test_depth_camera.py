@@ -178,3 +178,15 @@ def test_encode_depth_by_hand():
 def test_bad_twin_camera_parameters_are_refused(field, value, message):
     with pytest.raises(TwinParameterError, match=message):
         TwinConfig(**{field: value}).validate()
+
+
+def test_a_depth_camera_away_from_the_scene_camera_is_refused(tmp_path):
+    scene = Path(MODEL_PATH).read_text()
+    moved = scene.replace('<camera name="depth_camera" mode="fixed" pos="1.0 -0.6 0.9"',
+                          '<camera name="depth_camera" mode="fixed" pos="1.0 -0.6 1.0"', 1)
+    assert moved != scene
+    model = tmp_path / 'moved.xml'
+    model.write_text(moved)
+    with pytest.raises(SimConfigError, match='depth_camera at .*expected the pose of '
+                                             'scene_camera'):
+        ReachArmSim(SimConfig(model_path=str(model)))
