@@ -215,18 +215,24 @@ def cuda_or_skip(model_path):
     return session, card
 
 
-def test_cuda_inputs_follow_every_tick(model_path):
+@pytest.mark.parametrize('cuda_graph', [False, True])
+def test_cuda_inputs_follow_every_tick(model_path, cuda_graph):
     """
     Device buffers are refilled each run: the output tracks the host inputs as on the CPU.
 
     (Host arrays bound with bind_cpu_input on a CUDA session returned the first tick's
-    action on every tick on an H200; this test is what showed it.)
+    action on every tick on an H200; this test is what showed it.) A CUDA graph replays
+    the captured run: its outputs are device buffers read back after each run.
     """
     session, card = cuda_or_skip(model_path)
+    if cuda_graph:
+        session = ort.InferenceSession(str(model_path), providers=[
+            ('CUDAExecutionProvider', {'enable_cuda_graph': '1'})])
     cpu_session, _ = load_policy(model_path, None, CPU)
     builder = ObservationBuilder(card)
     runtime = PolicyRuntime(session, card, builder.inputs)
     assert runtime.device_inputs and runtime.provider == 'CUDAExecutionProvider'
+    assert runtime.cuda_graph == cuda_graph
     rng = np.random.default_rng(4)
     previous = None
     for _ in range(5):

@@ -264,11 +264,20 @@ class PolicyRuntime:
         else:
             for name, array in self._inputs.items():
                 self._binding.bind_cpu_input(name, array)
-        # Outputs are written into the host arrays: the one read-back per tick.
+        # Outputs are written into the host arrays: the one read-back per tick. A CUDA
+        # graph (provider option enable_cuda_graph) replays fixed device addresses, so
+        # there the outputs get device buffers too, each copied back once after the run.
+        self._device_outputs = {}
         for name, array in self._outputs.items():
-            self._binding.bind_output(name, 'cpu', 0, np.float32, list(array.shape),
-                                      array.ctypes.data)
-        for _ in range(warmup_runs):
+            if self.cuda_graph:
+                value = ort.OrtValue.ortvalue_from_numpy(array, 'cuda', 0)
+                self._binding.bind_ortvalue_output(name, value)
+                self._device_outputs[name] = value
+            else:
+                self._binding.bind_output(name, 'cpu', 0, np.float32, list(array.shape),
+                                          array.ctypes.data)
+        # The first runs also capture the CUDA graph, when there is one.
+        for _ in range(max(warmup_runs, 2 if self.cuda_graph else 0)):
             self.run()
         self.reset()
 
@@ -287,11 +296,19 @@ class PolicyRuntime:
         """Return True when the inputs are bound to device (CUDA) buffers."""
         return bool(self._device)
 
+    @property
+    def cuda_graph(self) -> bool:
+        """Return True when the session replays a CUDA graph (enable_cuda_graph)."""
+        options = self.session.get_provider_options().get(CUDA, {})
+        return self.provider == CUDA and options.get('enable_cuda_graph') in ('1', 'True')
+
     def run(self) -> np.ndarray:
         """Run on the current input buffers; returns the raw action vector (a view)."""
         for name, value in self._device.items():
             value.update_inplace(self._inputs[name])  # host -> device, once per input
         self.session.run_with_iobinding(self._binding)
+        for name, value in self._device_outputs.items():
+            np.copyto(self._outputs[name], value.numpy())  # device -> host, once per output
         for state_in, state_out in self._state_pairs:
             np.copyto(self._inputs[state_in], self._outputs[state_out])
         return self._outputs[self.card.action_output].reshape(-1)
