@@ -549,3 +549,24 @@ def test_setup_with_undistortion_crops_the_undistorted_image():
     assert real.same_as(lens('plumb_bob', [0.3, 0.0, 0.0, 0.0, 0.0]))
     assert needs_camera_info(spec, fov_matching=False, undistort=True)
     assert not needs_camera_info(spec, fov_matching=False)
+
+
+def test_core_undistorts_before_the_crop():
+    core = camera_core()
+    f = 240 / math.tan(math.radians(35.0))
+    d = [-0.1, 0.01, 0.001, 0.0, 0.0]
+    real, warnings = camera_from_info(640, 480, ros_k(f, f, 319.5, 239.5), d,
+                                      distortion_model='plumb_bob', undistort=True)
+    setup = core.update_camera(real, True, warnings)
+    assert setup.crop == (82, 62, 476, 357)  # the same K: the same crop
+    assert core.cameras[''].pipeline.undistort is setup.undistortion
+    img = rgb_image(640, 480, seed=8)
+    core.set_image(img, 'rgb8')
+    spec = ImageSpec(**{**vars(core.card.image), 'crop': setup.crop})
+    want = ImagePipeline(spec).process(Undistortion(real, nearest=False)(img), 'rgb8')
+    np.testing.assert_array_equal(core.cameras[''].image, want)
+    # The same K with another distortion is another calibration.
+    other, _ = camera_from_info(640, 480, ros_k(f, f, 319.5, 239.5), [-0.2, 0, 0, 0, 0],
+                                distortion_model='plumb_bob', undistort=True)
+    with pytest.raises(CameraInfoError, match='camera_info changed while configured'):
+        core.update_camera(other, True)

@@ -1,12 +1,16 @@
 """policy_inference with a card image.camera over real DDS: camera_info holds, crop, bad info."""
 
+from dataclasses import replace
 import math
 import time
 
 from conftest import rgb_image, workspace_root  # noqa: I100 (test helpers)
+import numpy as np
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 from test_node import Rig
+from vision_policy.camera import camera_from_info, Undistortion
+from vision_policy.image import ImagePipeline
 from vision_policy.monitor import Hold, HoldReason
 
 CARD = workspace_root() / 'models' / 'reach_policy_camera.yaml'
@@ -105,3 +109,52 @@ def test_fov_matching_off_needs_no_camera_info(harness, model_path):
     rig.feed_until(lambda: rig.node.stats.counters.commands >= 2)
     assert rig.node.core.camera is None
     assert rig.info_pub.get_subscription_count() == 0
+
+
+def distorted_info(d=(-0.1, 0.01, 0.001, 0.0, 0.0), model='plumb_bob', fovy_deg=70.0):
+    """Make camera_info(fovy_deg) with a lens distortion."""
+    msg = camera_info(fovy_deg)
+    msg.distortion_model, msg.d = model, list(d)
+    return msg
+
+
+def test_undistorts_then_crops_and_holds_on_bad_distortion(harness, model_path):
+    rig = CameraRig(harness, model_path, undistort=True)
+    counters = rig.node.stats.counters
+    info = distorted_info()
+    rig.feed_until(lambda: counters.commands >= 3, info=info)
+    values = rig.values()
+    assert values['camera_undistortion'] == 'plumb_bob'
+    assert values['camera_crop'] == '[82, 62, 476, 357]'  # undistorted to the same K
+    # What the policy sees: the frame undistorted, then the card's crop and resize.
+    real, _ = camera_from_info(640, 480, info.k, info.d, distortion_model='plumb_bob',
+                               undistort=True)
+    spec = replace(rig.node.core.card.image, crop=(82, 62, 476, 357))
+    want = ImagePipeline(spec).process(Undistortion(real, nearest=False)(rig.image), 'rgb8')
+    with rig.node._lock:
+        np.testing.assert_array_equal(rig.node.core.cameras[''].image, want)
+    for bad, text in [
+            (distorted_info(d=(-0.2, 0.0, 0.0, 0.0, 0.0)), 'camera_info changed while '
+                                                           'configured'),
+            (distorted_info(d=(math.nan, 0.0, 0.0, 0.0, 0.0)), 'camera_info.d: contains '
+                                                               'NaN/Inf'),
+            (distorted_info(model='fisheye_polynomial'), "'fisheye_polynomial' with "
+                                                         'distortion'),
+            (distorted_info(d=(-0.1, 0.01, 0.001, 0.0)), 'plumb_bob takes 5 coefficients, '
+                                                         'found 4')]:
+        rig.feed_until(lambda: rig.node.hold is not None and
+                       rig.node.hold.reason is HoldReason.CAMERA_INFO_INVALID and
+                       text in rig.node.hold.detail, info=bad)
+    commands = counters.commands
+    rig.feed_until(lambda: counters.commands > commands + 2, info=info)
+    assert counters.camera_infos_rejected >= 4
+
+
+def test_distortion_without_undistort_is_reported_not_applied(harness, model_path):
+    rig = CameraRig(harness, model_path)
+    counters = rig.node.stats.counters
+    rig.feed_until(lambda: counters.commands >= 2, info=distorted_info())
+    values = rig.values()
+    assert values['camera_undistortion'] == 'none'
+    assert 'distortion [-0.1, 0.01, 0.001, 0.0, 0.0] is ignored' in values['camera_warnings']
+    assert rig.node.core.cameras[''].pipeline.undistort is None

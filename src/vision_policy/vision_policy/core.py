@@ -230,6 +230,7 @@ class PolicyCore:
         setup = setup_camera(cam.spec, real, fov_matching, warnings)
         pipeline = ImagePipeline(replace(cam.spec, crop=setup.crop))
         pipeline.depth_scale = setup.depth_scale
+        pipeline.undistort = setup.undistortion
         # Frames preprocessed for another crop must not feed the policy.
         cam.pipeline, cam.has_frame = pipeline, False
         cam.setup = setup

@@ -214,7 +214,7 @@ class PolicyInferenceNode(LifecycleNode):
                 core, p.model_path, topics, p.robot_joint_names,
                 f'{self.get_fully_qualified_name()}/tick', vars(p)))
         for camera in cameras:
-            if needs_camera_info(core.cameras[camera].spec, p.fov_matching):
+            if needs_camera_info(core.cameras[camera].spec, p.fov_matching, p.undistort):
                 # Hold until the real camera's calibration gives the crop / depth rays.
                 sub = self.create_subscription(
                     CameraInfo, self._camera_topic(camera, 'camera_info_topic', 'camera_info'),
@@ -419,7 +419,8 @@ class PolicyInferenceNode(LifecycleNode):
             try:
                 real, warnings = camera_from_info(
                     msg.width, msg.height, msg.k, msg.d, msg.binning_x, msg.binning_y,
-                    (roi.x_offset, roi.y_offset, roi.width, roi.height))
+                    (roi.x_offset, roi.y_offset, roi.width, roi.height),
+                    msg.distortion_model, self.params.undistort)
                 setup = self.core.update_camera(real, self.params.fov_matching, warnings,
                                                 camera)
             except CameraError as exc:

@@ -53,6 +53,10 @@ PARAMETERS = (
     ParamSpec('fov_matching', True, "crop the image to the card's image.camera field of view "
                                     'from camera_info (cards with image.camera and no '
                                     'image.crop); false: the whole image'),
+    ParamSpec('undistort', False, "undistort each image with camera_info's distortion "
+                                  '(plumb_bob, rational_polynomial, equidistant) to the pinhole '
+                                  'camera with the same K, before the crop; false: distortion '
+                                  'is ignored with a warning'),
     ParamSpec('control_dt', 0.0, 'control period in s; 0 = the card control_dt', (0.0, 10.0)),
     ParamSpec('trigger', 'timer', "'timer' (fixed rate) or 'image' (one tick per new image)",
               choices=('timer', 'image')),
@@ -110,6 +114,7 @@ class NodeParams:
     estop_topic: str
     camera_info_topic: str
     fov_matching: bool
+    undistort: bool
     control_dt: float
     trigger: str
     stamp_source: str
