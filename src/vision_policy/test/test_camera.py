@@ -570,3 +570,27 @@ def test_core_undistorts_before_the_crop():
                                 distortion_model='plumb_bob', undistort=True)
     with pytest.raises(CameraInfoError, match='camera_info changed while configured'):
         core.update_camera(other, True)
+
+
+def test_a_change_of_calibration_is_told_from_float_noise():
+    real = lens('plumb_bob', [0.3, 0.0, 0.0, 0.0, 0.0])
+    assert real.same_as(lens('plumb_bob', [0.3 + 1e-12, 0.0, 0.0, 0.0, 1e-13]))
+    assert not real.same_as(lens('plumb_bob', [0.3 + 1e-6, 0.0, 0.0, 0.0, 0.0]))
+    assert not real.same_as(lens('rational_polynomial', [0.3] + [0.0] * 7))
+    assert not real.same_as(camera_from_info(201, 201, LENS_K)[0])
+    # The same K for another image size is another camera, mid-run refused by the core.
+    core = camera_core()
+    f = 240 / math.tan(math.radians(35.0))
+    core.update_camera(camera_from_info(640, 480, ros_k(f, f, 319.5, 239.5))[0], True)
+    bigger, _ = camera_from_info(800, 600, ros_k(f, f, 319.5, 239.5))
+    with pytest.raises(CameraInfoError, match=r'camera_info changed while configured: was '
+                                              r'640x480 .* now 800x600'):
+        core.update_camera(bigger, True)
+
+
+def test_maps_opencv_cannot_build_are_a_camera_info_error():
+    # Three coefficients reach OpenCV only through a hand-made Intrinsics (camera_from_info
+    # asks for five); OpenCV's refusal must come out as the node's CameraInfoError.
+    bogus = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0, Distortion('plumb_bob', (0.1, 0.2, 0.3)))
+    with pytest.raises(CameraInfoError, match='cannot build the undistortion maps for 64x48'):
+        Undistortion(bogus, nearest=True)

@@ -50,8 +50,11 @@ from .image import ImageError, MAX_SIDE
 PRINCIPAL_POINT_TOLERANCE_PX = 3.0
 # Rounding the crop to whole pixels may overshoot the real image by up to half a pixel.
 _EDGE_SLACK_PX = 0.5
-# Two CameraInfo messages describe the same calibration when K agrees to this (pixels).
+# Two CameraInfo messages describe the same calibration when K agrees to this (pixels)
+# and the distortion coefficients to _SAME_D: a driver that recomputes them per message
+# may differ in the last bits, which is no change of calibration.
 _SAME_K_PX = 1e-6
+_SAME_D = 1e-9
 
 
 class CameraError(ValueError):
@@ -113,9 +116,14 @@ class Intrinsics:
 
     def same_as(self, other: 'Intrinsics') -> bool:
         """Return True when other is the same calibration (size, distortion, K within 1e-6 px)."""
-        return (self.width, self.height) == (other.width, other.height) and \
-            self.distortion == other.distortion and all(
-                abs(a - b) <= _SAME_K_PX for a, b in zip(self.k, other.k))
+        mine, theirs = self.distortion, other.distortion
+        if (mine is None) != (theirs is None) or mine is not None and (
+                mine.model != theirs.model or any(
+                    abs(a - b) > _SAME_D for a, b in zip(mine.coefficients,
+                                                         theirs.coefficients))):
+            return False
+        return (self.width, self.height) == (other.width, other.height) and all(
+            abs(a - b) <= _SAME_K_PX for a, b in zip(self.k, other.k))
 
     def cv_matrix(self) -> np.ndarray:
         """Return K as OpenCV's 3x3 float64 matrix (pixel centres at integers, ROS's)."""
@@ -229,11 +237,16 @@ class Undistortion:
     """The per-frame remap of a real camera's images to the pinhole camera with its K."""
 
     def __init__(self, real: Intrinsics, nearest: bool):
-        map_x, map_y = undistort_maps(real)
-        # Fixed point from float maps: convertMaps rounds to the nearest pixel for
-        # nearest-neighbour maps, where initUndistortRectifyMap's own CV_16SC2 would floor.
-        self.map1, self.map2 = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2,
-                                               nninterpolation=nearest)
+        try:
+            map_x, map_y = undistort_maps(real)
+            # Fixed point from float maps: convertMaps rounds to the nearest pixel for
+            # nearest-neighbour maps, where initUndistortRectifyMap's CV_16SC2 would floor.
+            self.map1, self.map2 = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2,
+                                                   nninterpolation=nearest)
+        except (cv2.error, MemoryError) as exc:
+            # A bogus CameraInfo (a huge size) must hold the robot, not end the node.
+            raise CameraInfoError(f'camera_info: cannot build the undistortion maps for '
+                                  f'{real.text()}: {exc}') from None
         self.interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
         self.size = (real.width, real.height)
         self.model = real.distortion.model
