@@ -6,6 +6,7 @@ import time
 
 from conftest import rgb_image, workspace_root  # noqa: I100 (test helpers)
 import numpy as np
+import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 from test_node import Rig
@@ -158,3 +159,31 @@ def test_distortion_without_undistort_is_reported_not_applied(harness, model_pat
     assert values['camera_undistortion'] == 'none'
     assert 'distortion [-0.1, 0.01, 0.001, 0.0, 0.0] is ignored' in values['camera_warnings']
     assert rig.node.core.cameras[''].pipeline.undistort is None
+
+
+def test_recording_keeps_camera_info_and_replay_reproduces_the_crop(harness, model_path,
+                                                                    tmp_path, monkeypatch):
+    pytest.importorskip('mcap.reader', reason='mcap not installed')
+    from vision_policy import replay
+    path = tmp_path / 'camera.mcap'
+    rig = CameraRig(harness, model_path, undistort=True, record_path=str(path))
+    counters = rig.node.stats.counters
+    no_info = Hold(HoldReason.NO_CAMERA_INFO, '/camera/camera_info')
+    rig.feed_until(lambda: counters.ticks > 2 and rig.node.hold == no_info)
+    rig.feed_until(lambda: counters.commands >= 10, info=distorted_info())
+    assert rig.node.core.camera.crop == (82, 62, 476, 357)
+    rig.node.trigger_deactivate()
+    rig.node.trigger_cleanup()  # closes the recording
+    source = replay.McapSource(path)
+    assert source.info.input_topics['camera_info'] == '/camera/camera_info'
+    assert source.counts[next(cid for cid, topic in source.channel_topics.items()
+                              if topic == '/camera/camera_info')] == 1  # once, when taken
+    source.close()
+    result = replay.replay_recording(path)
+    assert result.identical, result.summary()
+    assert result.commands == counters.commands
+    # Without the recorded camera_info the replayed frames are neither undistorted nor
+    # cropped: the image term differs from the first commanded tick on.
+    monkeypatch.setattr(replay._Inputs, 'camera_info', lambda self, msg, camera='': None)
+    result = replay.replay_recording(path)
+    assert not result.identical and result.first.item == 'camera/image', result.summary()

@@ -46,7 +46,7 @@ from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReaso
     InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
-from .recording import check_record_path, CLOCK, Recorder, RecordingInfo
+from .recording import camera_info_input, check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
@@ -206,13 +206,6 @@ class PolicyInferenceNode(LifecycleNode):
         for source in self._sources.values():
             subs[source.name] = self._subscribe_source(source)
         self._subs = list(subs.values())
-        if p.record_path:
-            topics = {n: sub.topic_name for n, sub in subs.items()}
-            if self.get_parameter('use_sim_time').value:
-                topics[CLOCK] = '/clock'  # the recorder writes the clock of every tick
-            self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
-                core, p.model_path, topics, p.robot_joint_names,
-                f'{self.get_fully_qualified_name()}/tick', vars(p)))
         for camera in cameras:
             if needs_camera_info(core.cameras[camera].spec, p.fov_matching, p.undistort):
                 # Hold until the real camera's calibration gives the crop / depth rays.
@@ -220,8 +213,16 @@ class PolicyInferenceNode(LifecycleNode):
                     CameraInfo, self._camera_topic(camera, 'camera_info_topic', 'camera_info'),
                     lambda msg, c=camera: self._on_camera_info(c, msg), qos_profile_sensor_data)
                 self._subs.append(sub)
+                subs[camera_info_input(camera)] = sub  # recorded when it changes the setup
                 self.monitor.set_condition(f'camera_info {camera}'.strip(), Hold(
                     HoldReason.NO_CAMERA_INFO, sub.topic_name))
+        if p.record_path:
+            topics = {n: sub.topic_name for n, sub in subs.items()}
+            if self.get_parameter('use_sim_time').value:
+                topics[CLOCK] = '/clock'  # the recorder writes the clock of every tick
+            self._recorder = Recorder(p.record_path, RecordingInfo.for_core(
+                core, p.model_path, topics, p.robot_joint_names,
+                f'{self.get_fully_qualified_name()}/tick', vars(p)))
 
     def _camera_topic(self, camera: str, parameter: str, default: str) -> str:
         """Return a camera's topic: image_topic etc. for the unnamed, <name>_... for others."""
@@ -433,6 +434,10 @@ class PolicyInferenceNode(LifecycleNode):
                 return
             self.monitor.set_condition(condition, None)
             if setup is not None:
+                if self._recorder is not None:  # replay sets its core up from it
+                    self._recorder.add_input(camera_info_input(camera), msg,
+                                             self.get_clock().now().nanoseconds,
+                                             reliable=False)
                 # The frame held was preprocessed without this crop.
                 self.monitor.forget(camera_input(camera))
                 self.get_logger().info(setup.text())

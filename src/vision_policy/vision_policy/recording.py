@@ -8,7 +8,9 @@ as its ``fastwrite`` preset writes), so ``ros2 bag info/play`` and Foxglove open
 holds:
 
 * the input messages the node used (camera images, joint states, extra sources, e-stop),
-  as the raw CDR the node received, on their own topic names;
+  as the raw CDR the node received, on their own topic names; and each CameraInfo that
+  set a camera up (the first valid one: its crop, undistortion and depth rays), so replay
+  processes the frames as the node did;
 * per tick, on topics under ``<node>/tick/`` with std_msgs types: every observation term
   after clip and scale (``obs/<group>/<term>``, Float32MultiArray), the raw network output
   (``action_raw``), the targets before and after the safety filter (``targets``,
@@ -52,6 +54,11 @@ CLOCK = 'clock'
 # A rosbag2 "version 8" QoS entry (numeric enums; Jazzy reads it, as it reads bags recorded
 # by Humble): keep_last(1) depth 10, reliability, volatile(2), automatic liveliness(1).
 RELIABLE, BEST_EFFORT = 1, 2
+
+
+def camera_info_input(camera: str) -> str:
+    """Return the input kind of a camera's CameraInfo: 'camera_info' or 'camera_info/<name>'."""
+    return f'camera_info/{camera}' if camera else 'camera_info'
 
 
 def offered_qos(reliability: int, depth: int = 10) -> str:

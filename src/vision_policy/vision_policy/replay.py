@@ -6,8 +6,10 @@ Two kinds of file:
 * a recording of ``policy_inference`` (``record_path``): the input messages the node used
   and its per-tick data (recording.py). Replay feeds the inputs, in the order the node
   got them, to a core built from the recorded card and model (or ``--model`` /
-  ``--card``) and compares, tick by tick, every observation term, the raw action, the
-  targets and the command, bit for bit; it names the first tick and item that differs.
+  ``--card``); a recorded CameraInfo sets its camera up as the node's parameters
+  ``fov_matching`` and ``undistort`` did (crop, undistortion, depth rays). It compares,
+  tick by tick, every observation term, the raw action, the targets and the command, bit
+  for bit; it names the first tick and item that differs.
 * a bag of the raw topics (``ros2 bag record`` of the camera and joint states): no
   per-tick data, so replay runs the node's own hold logic (monitor.py) on a timer of the
   card's ``control_dt`` over the bag's receive times and reports what the node would have
@@ -288,11 +290,15 @@ def _compare(result: ReplayResult, tick: int, item: str, recorded: np.ndarray,
 class _Inputs:
     """Feeds recorded input messages to the core as the node does."""
 
-    def __init__(self, policy: Policy, robot_joint_names):
+    def __init__(self, policy: Policy, robot_joint_names, node_parameters=None):
         from .core import JointMap
         card = policy.card
         self.core = policy.core
         self.registry = policy.registry
+        # How the node used CameraInfo (recorded parameters; the defaults for older files).
+        node_parameters = node_parameters or {}
+        self.fov_matching = bool(node_parameters.get('fov_matching', True))
+        self.undistort = bool(node_parameters.get('undistort', False))
         needs_vel = 'joint_vel' in self.core.needs
         self.joints = JointMap(card.joint_names, robot_joint_names or None, needs_vel)
         self.pos = np.zeros(len(card.joint_names))
@@ -303,6 +309,19 @@ class _Inputs:
         view = view_image(msg.data, msg.width, msg.height, msg.encoding, msg.step,
                           bool(msg.is_bigendian))
         self.core.set_image(view, msg.encoding, camera)
+
+    def camera_info(self, msg, camera: str = '') -> None:
+        from .camera import camera_from_info, CameraError
+        roi = msg.roi
+        try:
+            real, warnings = camera_from_info(
+                msg.width, msg.height, msg.k, msg.d, msg.binning_x, msg.binning_y,
+                (roi.x_offset, roi.y_offset, roi.width, roi.height), msg.distortion_model,
+                self.undistort)
+            self.core.update_camera(real, self.fov_matching, warnings, camera)
+        except CameraError as exc:
+            raise RecordingError(f'recorded camera_info of camera {camera!r} is refused by '
+                                 f'the card replayed: {exc}') from None
 
     def joint_state(self, msg) -> None:
         self.joints.extract(list(msg.name), msg.position, msg.velocity, self.pos, self.vel)
@@ -335,7 +354,7 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
             if dropped else '')
     result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}',
                           note=lost + policy.note)
-    inputs = _Inputs(policy, info.robot_joint_names)
+    inputs = _Inputs(policy, info.robot_joint_names, info.node_parameters)
     core = policy.core
     kinds = {topic: kind for kind, topic in info.input_topics.items()}
     prefix = info.tick_prefix + '/'
@@ -354,6 +373,8 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
             msg = _decode(cdr, source.topics[topic])
             if kind == 'image' or kind.startswith('image/'):  # monitor.camera_input
                 inputs.image(msg, kind.partition('/')[2])
+            elif kind.partition('/')[0] == 'camera_info':  # recording.camera_info_input
+                inputs.camera_info(msg, kind.partition('/')[2])
             elif kind == 'joint_states':
                 inputs.joint_state(msg)
             elif kind not in ('estop', CLOCK):
