@@ -33,6 +33,7 @@ from .recording import (CLOCK, file_sha256, message_class, METADATA_NAME, OUTCOM
 
 IMAGE_TYPE, JOINTS_TYPE, ESTOP_TYPE = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/JointState',
                                        'std_msgs/msg/Bool')
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 
 
 # ---------------------------------------------------------------------------- reading
@@ -310,7 +311,8 @@ class _Inputs:
                           bool(msg.is_bigendian))
         self.core.set_image(view, msg.encoding, camera)
 
-    def camera_info(self, msg, camera: str = '') -> None:
+    def camera_info(self, msg, camera: str = ''):
+        """Set a camera up from a CameraInfo as the node does; returns update_camera's."""
         from .camera import camera_from_info, CameraError
         roi = msg.roi
         try:
@@ -318,7 +320,7 @@ class _Inputs:
                 msg.width, msg.height, msg.k, msg.d, msg.binning_x, msg.binning_y,
                 (roi.x_offset, roi.y_offset, roi.width, roi.height), msg.distortion_model,
                 self.undistort)
-            self.core.update_camera(real, self.fov_matching, warnings, camera)
+            return self.core.update_camera(real, self.fov_matching, warnings, camera)
         except CameraError as exc:
             raise RecordingError(f'recorded camera_info of camera {camera!r} is refused by '
                                  f'the card replayed: {exc}') from None
@@ -426,8 +428,9 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
 
 
 def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
+    from .camera import needs_camera_info
     from .core import NonFiniteError
-    from .monitor import Ages, IMAGE, InputMonitor, JOINTS
+    from .monitor import Ages, Hold, HoldReason, IMAGE, InputMonitor, JOINTS
     from .sources import get_source, InputError
     result = ReplayResult(str(source.path), f'{policy.model_path} with {policy.card_source}',
                           raw_bag=True)
@@ -458,6 +461,16 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
     inputs = _Inputs(policy, None)
     monitor = InputMonitor(list(wanted))
     params = default_params()
+    if card.image is not None and needs_camera_info(card.image, params.fov_matching,
+                                                    params.undistort):
+        # As the node: hold until the camera's CameraInfo sets the crop / depth rays up.
+        topics = by_type.get(CAMERA_INFO_TYPE, [])
+        if len(topics) != 1:
+            raise RecordingError(f"{source.path}: the card's camera needs its camera_info "
+                                 f'(fov_matching, distance_to_camera depth): expected one '
+                                 f'{CAMERA_INFO_TYPE} topic, found {topics or "none"}')
+        kinds[topics[0]] = 'camera_info'
+        monitor.set_condition('camera_info', Hold(HoldReason.NO_CAMERA_INFO, topics[0]))
     ages = Ages(params.max_image_age, params.max_joint_state_age, params.max_extra_age)
     dt_ns = int(round(card.control_dt * 1e9))
     next_tick = None
@@ -478,7 +491,6 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
                 result.commanded.append((now_ns, command.copy()))
                 return
             except NonFiniteError as exc:
-                from .monitor import Hold, HoldReason
                 hold = Hold(HoldReason.NONFINITE_OBSERVATION if exc.where == 'observation'
                             else HoldReason.NONFINITE_ACTION)
         monitor.start_hold(hold)
@@ -500,6 +512,14 @@ def _replay_raw_bag(source: McapSource, policy: Policy) -> ReplayResult:
         msg = _decode(cdr, source.topics[topic])
         if kind == 'estop':
             monitor.estop = bool(msg.data)
+            continue
+        if kind == 'camera_info':
+            try:
+                if inputs.camera_info(msg) is not None:
+                    monitor.forget(IMAGE)  # the frame held was processed without it
+                monitor.set_condition(kind, None)
+            except RecordingError as exc:
+                monitor.set_condition(kind, Hold(HoldReason.CAMERA_INFO_INVALID, str(exc)))
             continue
         stamped = kind in (IMAGE, JOINTS) or get_source(kind, policy.registry).stamped
         stamp = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
