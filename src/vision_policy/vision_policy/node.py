@@ -392,9 +392,19 @@ class PolicyInferenceNode(LifecycleNode):
             if core is not self.core:
                 return  # configured again (or cleaned up) meanwhile
             runs = core.encoder.runs if core.encoder is not None else 0
-            if not core.set_frame(result):
+            try:
+                installed = core.set_frame(result)
+            except (TermError, ExtraSourceError) as exc:
+                # The encoder's terms failed on this frame: hold until one encodes.
+                self.stats.counters.term_failures += 1
+                self.error = str(exc)
+                self.monitor.set_condition('encoder', Hold(HoldReason.TERM_FAILED, str(exc)))
+                return
+            if not installed:
                 self.stats.counters.images_unused += 1  # cropped for a camera since replaced
                 return
+            if core.encoder is not None:
+                self.monitor.set_condition('encoder', None)
             self.monitor.set_condition(condition, None)
             if camera in self._unused:
                 self.stats.counters.images_unused += 1
@@ -668,6 +678,9 @@ class PolicyInferenceNode(LifecycleNode):
                        (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
+        if self._worker.failures:  # a frame whose handling raised: its camera goes stale
+            values += [('frame_worker_failures', str(self._worker.failures)),
+                       ('frame_worker_last_failure', self._worker.last_failure)]
         if self._recorder is not None:
             values += [('record_path', str(self._recorder.path)),
                        ('record_dropped', str(self._recorder.dropped)),
