@@ -97,6 +97,21 @@ def test_demo_bad_arguments_exit_2():
     assert '--episodes: 0, expected >= 1' in done.stderr
 
 
+def test_demo_camera_options_reach_the_twin_and_the_node():
+    from vision_policy_sil.mujoco_demo import parse_args, policy_command, twin_command
+    options = parse_args(['--card', 'camera.yaml', '--camera-fovy', '70', '--no-fov-matching'])
+    assert twin_command(options)[-2:] == ['-p', 'camera_fovy:=70.0']
+    argv = policy_command(Path('m.onnx'), options.card, options.fov_matching)
+    assert 'fov_matching:=false' in argv
+    assert argv[-2:] == ['-p', f'card_path:={Path("camera.yaml").resolve()}']
+    defaults = parse_args([])
+    argv = policy_command(Path('m.onnx'), defaults.card, defaults.fov_matching)
+    assert 'fov_matching:=true' in argv and not any('card_path' in a for a in argv)
+    assert twin_command(defaults)[-1] == 'camera_fovy:=0.0'
+    with pytest.raises(SystemExit):
+        parse_args(['--camera-fovy', '180'])
+
+
 def test_demo_bad_model_fails_with_message(tmp_path):
     bad = tmp_path / 'broken.onnx'
     bad.write_bytes(b'not a model')

@@ -61,6 +61,9 @@ class DemoOptions:
     episode_seconds: float = 5.0
     out: Path = Path('out/demo')
     model: Optional[Path] = None
+    card: Optional[Path] = None       # the policy card (default: the one beside the model)
+    camera_fovy: float = 0.0          # the twin camera's vertical field of view; 0: training's
+    fov_matching: bool = True         # the node crops to the card's training camera
     seed: int = 0
     real_time_factor: float = 1.0
     image_width: int = 640
@@ -84,6 +87,9 @@ class DemoOptions:
             raise ValueError(f'--camera-rate: {self.camera_rate}, expected > 0 Hz')
         if not self.tolerance > 0:
             raise ValueError(f'--tolerance: {self.tolerance}, expected > 0 m')
+        if not (self.camera_fovy == 0.0 or 0.0 < self.camera_fovy < 180.0):
+            raise ValueError(f'--camera-fovy: {self.camera_fovy}, expected 0 (the model\'s) '
+                             f'or degrees in (0, 180)')
         if not 1 <= self.frames <= 20:
             raise ValueError(f'--frames: {self.frames}, expected 1..20')
 
@@ -100,6 +106,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoOptions:
     parser.add_argument('--out', type=Path, default=d.out, help='output folder')
     parser.add_argument('--model', type=Path, default=None,
                         help='ONNX policy (default: the bundled reach policy)')
+    parser.add_argument('--card', type=Path, default=None,
+                        help='policy card (default: the YAML beside the model, or embedded)')
+    parser.add_argument('--camera-fovy', type=float, default=d.camera_fovy,
+                        help="twin camera's vertical field of view, degrees (0: the "
+                             "model's, what the bundled policy was trained on)")
+    parser.add_argument('--no-fov-matching', dest='fov_matching', action='store_false',
+                        help="node parameter fov_matching false: use the whole image even "
+                             "when the card gives the training camera")
     parser.add_argument('--seed', type=int, default=d.seed, help='twin target seed')
     parser.add_argument('--real-time-factor', type=float, default=d.real_time_factor,
                         help='twin speed: 1.0 real time, <= 0 as fast as possible')
@@ -163,15 +177,18 @@ def twin_command(o: DemoOptions) -> list:
             '-p', 'use_sim_time:=true', '-p', f'seed:={o.seed}',
             '-p', f'real_time_factor:={float(o.real_time_factor)!r}',
             '-p', f'image_width:={o.image_width}', '-p', f'image_height:={o.image_height}',
-            '-p', f'camera_rate:={float(o.camera_rate)!r}']
+            '-p', f'camera_rate:={float(o.camera_rate)!r}',
+            '-p', f'camera_fovy:={float(o.camera_fovy)!r}']
 
 
-def policy_command(model: Path) -> list:
+def policy_command(model: Path, card: Optional[Path] = None, fov_matching: bool = True) -> list:
     """Build the policy_inference command line (as sil_mujoco.launch.py: autostart, sim time)."""
-    return [sys.executable, '-m', 'vision_policy.node', '--ros-args',
+    argv = [sys.executable, '-m', 'vision_policy.node', '--ros-args',
             '-p', f'model_path:={model}', '-p', 'autostart:=true', '-p', 'use_sim_time:=true',
             '-p', f'image_topic:={CAMERA_IMAGE}', '-p', f'joint_states_topic:={JOINT_STATES}',
-            '-p', f'trajectory_topic:={TRAJECTORY}']
+            '-p', f'trajectory_topic:={TRAJECTORY}',
+            '-p', f'fov_matching:={str(fov_matching).lower()}']
+    return argv + (['-p', f'card_path:={Path(card).resolve()}'] if card else [])
 
 
 def _die_with_parent() -> None:
@@ -251,8 +268,9 @@ class Run:
         out = options.out
         self.processes.append(ManagedProcess('mujoco_twin', twin_command(options),
                                              out / 'mujoco_twin.log', env))
-        self.processes.append(ManagedProcess('policy_inference', policy_command(model),
-                                             out / 'policy_inference.log', env))
+        self.processes.append(ManagedProcess(
+            'policy_inference', policy_command(model, options.card, options.fov_matching),
+            out / 'policy_inference.log', env))
         self.recorder = SilRecorder(joint_names, frame_period=0.1, context=self.context)
         self.executor.add_node(self.recorder)
         self._thread = threading.Thread(target=self._spin, name='sil_recorder', daemon=True)
@@ -358,12 +376,12 @@ class Run:
             self.recorder.destroy_node()
 
 
-def load_card(model: Path):
+def load_card(model: Path, card_path: Optional[Path] = None):
     """Load the model's policy card the way policy_inference does (CPU is enough here)."""
     from vision_policy.card import CardError
     from vision_policy.runtime import load_policy, ModelError, RuntimeOptions
     try:
-        _, card = load_policy(model, None, RuntimeOptions(('CPUExecutionProvider',)))
+        _, card = load_policy(model, card_path, RuntimeOptions(('CPUExecutionProvider',)))
     except (CardError, ModelError) as err:
         raise DemoError(f'cannot use model {model}: {err}') from err
     return card
@@ -372,11 +390,13 @@ def load_card(model: Path):
 def run_demo(options: DemoOptions, echo: Callable[[str], None] = print) -> DemoReport:
     """Run the demo end to end and write its files; raises DemoError on failure."""
     model = Path(options.model).resolve() if options.model else bundled_model()
-    card = load_card(model)
+    card = load_card(model, options.card)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     env = demo_environment()
-    echo(f'model {model} (card {card.name!r}, control_dt {card.control_dt:g} s); '
+    echo(f'model {model} (card {options.card or "beside it"}: {card.name!r}, control_dt '
+         f'{card.control_dt:g} s); twin camera fovy {options.camera_fovy or "of the model"}, '
+         f'fov_matching {str(options.fov_matching).lower()}; '
          f'ROS_DOMAIN_ID {env["ROS_DOMAIN_ID"]}; logs in {out}')
     run = None
     try:
