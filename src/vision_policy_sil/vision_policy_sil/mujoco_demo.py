@@ -88,7 +88,7 @@ class DemoOptions:
         if not self.tolerance > 0:
             raise ValueError(f'--tolerance: {self.tolerance}, expected > 0 m')
         if not (self.camera_fovy == 0.0 or 0.0 < self.camera_fovy < 180.0):
-            raise ValueError(f'--camera-fovy: {self.camera_fovy}, expected 0 (the model\'s) '
+            raise ValueError(f"--camera-fovy: {self.camera_fovy}, expected 0 (the model's) "
                              f'or degrees in (0, 180)')
         if not 1 <= self.frames <= 20:
             raise ValueError(f'--frames: {self.frames}, expected 1..20')
@@ -109,11 +109,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoOptions:
     parser.add_argument('--card', type=Path, default=None,
                         help='policy card (default: the YAML beside the model, or embedded)')
     parser.add_argument('--camera-fovy', type=float, default=d.camera_fovy,
-                        help="twin camera's vertical field of view, degrees (0: the "
-                             "model's, what the bundled policy was trained on)")
+                        help="twin camera's vertical field of view, degrees (0: the model's,"
+                             ' what the bundled policy was trained on)')
     parser.add_argument('--no-fov-matching', dest='fov_matching', action='store_false',
-                        help="node parameter fov_matching false: use the whole image even "
-                             "when the card gives the training camera")
+                        help='node parameter fov_matching false: use the whole image even '
+                             'when the card gives the training camera')
     parser.add_argument('--seed', type=int, default=d.seed, help='twin target seed')
     parser.add_argument('--real-time-factor', type=float, default=d.real_time_factor,
                         help='twin speed: 1.0 real time, <= 0 as fast as possible')
