@@ -713,6 +713,10 @@ def main(args: Optional[list] = None) -> int:
     # The image resize's small matrix products run best on one thread; idle OpenBLAS
     # threads would spin on every core at camera rate.
     limit_blas_threads(1)
+    # The frame worker preprocesses while the control timer waits: a thread waiting for the
+    # GIL gets it after at most the switch interval (5 ms by default, longer than a tick's
+    # slack at 50 Hz); 1 ms bounds the wait the timer can see.
+    sys.setswitchinterval(0.001)
     node = PolicyInferenceNode()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
