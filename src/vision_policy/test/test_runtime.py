@@ -175,7 +175,7 @@ def test_export_tool_rejects_pickles_and_old_opset(tmp_path):
 
 def test_tensorrt_is_skipped_without_its_libraries_and_cached_with_them(tmp_path):
     chosen = ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']
-    options = RuntimeOptions(trt_cache_dir=str(tmp_path / 'engines'))
+    options = RuntimeOptions(trt_cache_dir=str(tmp_path / 'engines'), cuda_graph=False)
     assert provider_list(chosen, options, trt_loadable=False) == chosen[1:]
     with_trt = provider_list(chosen, options, trt_loadable=True)
     name, trt = with_trt[0]
@@ -184,6 +184,13 @@ def test_tensorrt_is_skipped_without_its_libraries_and_cached_with_them(tmp_path
     assert trt['trt_engine_cache_path'] == str(tmp_path / 'engines')
     assert (tmp_path / 'engines').is_dir()
     assert isinstance(tensorrt_available(), bool)
+
+
+def test_cuda_gets_a_cuda_graph_unless_told_not_to():
+    chosen = ['CUDAExecutionProvider', 'CPUExecutionProvider']
+    assert provider_list(chosen, RuntimeOptions(), trt_loadable=False) == [
+        ('CUDAExecutionProvider', {'enable_cuda_graph': '1'}), 'CPUExecutionProvider']
+    assert provider_list(chosen, RuntimeOptions(cuda_graph=False), False) == chosen
 
 
 def test_tensorrt_alone_without_its_libraries_is_refused(model_path):
@@ -204,12 +211,12 @@ def test_default_providers_fall_back_to_what_runs_here(model_path):
                                                           'TensorrtExecutionProvider'))
 
 
-def cuda_or_skip(model_path):
+def cuda_or_skip(model_path, cuda_graph=False):
     """Return (session, card) on the CUDA provider, or skip where CUDA cannot run."""
     if 'CUDAExecutionProvider' not in ort.get_available_providers():
         pytest.skip('onnxruntime has no CUDA provider here (CPU build)')
     session, card = load_policy(model_path, None, RuntimeOptions(
-        providers=('CUDAExecutionProvider',)))
+        providers=('CUDAExecutionProvider',), cuda_graph=cuda_graph))
     if session.get_providers()[0] != 'CUDAExecutionProvider':
         pytest.skip(f'CUDA provider did not start (no GPU?): {session.get_providers()}')
     return session, card
@@ -224,10 +231,7 @@ def test_cuda_inputs_follow_every_tick(model_path, cuda_graph):
     action on every tick on an H200; this test is what showed it.) A CUDA graph replays
     the captured run: its outputs are device buffers read back after each run.
     """
-    session, card = cuda_or_skip(model_path)
-    if cuda_graph:
-        session = ort.InferenceSession(str(model_path), providers=[
-            ('CUDAExecutionProvider', {'enable_cuda_graph': '1'})])
+    session, card = cuda_or_skip(model_path, cuda_graph)
     cpu_session, _ = load_policy(model_path, None, CPU)
     builder = ObservationBuilder(card)
     runtime = PolicyRuntime(session, card, builder.inputs)

@@ -149,7 +149,8 @@ class PolicyInferenceNode(LifecycleNode):
             check_record_path(p.record_path)  # before any topic is opened
         # Code runs only from installed entry points and the modules the operator lists.
         registry = load_registry(p.plugin_modules)
-        options = RuntimeOptions(providers=p.providers, intra_op_threads=p.intra_op_threads)
+        options = RuntimeOptions(providers=p.providers, intra_op_threads=p.intra_op_threads,
+                                 cuda_graph=p.cuda_graph)
         session, card = load_policy(p.model_path, p.card_path, options)
         encoder = load_encoder(p.model_path, card, options)  # None: a one-model card
         p = p.with_card(card)

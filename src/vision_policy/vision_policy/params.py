@@ -67,6 +67,8 @@ PARAMETERS = (
     ParamSpec('providers', list(DEFAULT_PROVIDERS),
               'onnxruntime providers in order of preference; missing ones are skipped'),
     ParamSpec('intra_op_threads', 1, 'onnxruntime intra-op threads', (1, 64)),
+    ParamSpec('cuda_graph', True, 'CUDA provider: replay the model as a captured CUDA graph '
+                                  '(a model that cannot be captured runs without one)'),
     ParamSpec('time_from_start', 0.0, 'time_from_start of the trajectory point in s; '
                                       '0 = control period', (0.0, 10.0)),
     ParamSpec('robot_joint_names', [''], 'robot names of the card joints, in card order; '
@@ -120,6 +122,7 @@ class NodeParams:
     stamp_source: str
     providers: tuple
     intra_op_threads: int
+    cuda_graph: bool
     time_from_start: float
     robot_joint_names: tuple
     max_image_age: float
