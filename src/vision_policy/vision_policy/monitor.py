@@ -21,6 +21,13 @@ def camera_input(camera: str) -> str:
     return f'{IMAGE}/{camera}' if camera else IMAGE
 
 
+def input_camera(name: str) -> Optional[str]:
+    """Return the camera of an input name (camera_input's inverse); None: not a camera."""
+    if name == IMAGE:
+        return ''
+    return name[len(IMAGE) + 1:] if name.startswith(IMAGE + '/') else None
+
+
 class HoldReason(enum.Enum):
     """Why the robot is held; the value is the text on /diagnostics."""
 
@@ -77,7 +84,7 @@ class InputMonitor:
         max_camera_skew seconds apart.
         """
         self._inputs: Dict[str, _Input] = {name: _Input() for name in inputs}
-        self._cameras = [n for n in self._inputs if n == IMAGE or n.startswith(IMAGE + '/')]
+        self._cameras = [n for n in self._inputs if input_camera(n) is not None]
         self.max_camera_skew = max_camera_skew
         self.estop = False
         self.joints_valid = False

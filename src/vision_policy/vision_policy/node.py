@@ -393,19 +393,11 @@ class PolicyInferenceNode(LifecycleNode):
             if core is not self.core:
                 return  # configured again (or cleaned up) meanwhile
             runs = core.encoder.runs if core.encoder is not None else 0
-            try:
-                installed = core.set_frame(result)
-            except (TermError, ExtraSourceError) as exc:
-                # The encoder's terms failed on this frame: hold until one encodes.
-                self.stats.counters.term_failures += 1
-                self.error = str(exc)
-                self.monitor.set_condition('encoder', Hold(HoldReason.TERM_FAILED, str(exc)))
-                return
-            if not installed:
+            # An encoder whose terms fail on this frame leaves it unencoded: the next tick
+            # retries and holds with the term's error (core.step).
+            if not core.set_frame(result):
                 self.stats.counters.images_unused += 1  # cropped for a camera since replaced
                 return
-            if core.encoder is not None:
-                self.monitor.set_condition('encoder', None)
             self.monitor.set_condition(condition, None)
             if camera in self._unused:
                 self.stats.counters.images_unused += 1
@@ -567,9 +559,9 @@ class PolicyInferenceNode(LifecycleNode):
         for stage in ('observation', 'inference', 'postprocess'):
             stages[stage].append(timing[stage])
         self._unused.clear()
-        # The first camera's frame dates the command (stamp_source image, latency).
-        stamp_ns = self._image_stamp_ns[next(iter(self._frame_loss))] if self._frame_loss \
-            else self.monitor.stamp_ns(JOINTS)
+        # The card's first camera dates the command (stamp_source image, latency).
+        stamp_ns = self._image_stamp_ns[self.core.card.image.name] \
+            if IMAGE in self.core.needs else self.monitor.stamp_ns(JOINTS)
         self._publish(command, stamp_ns if p.stamp_source == 'image' else 0)
         if self._recorder is not None:
             self._recorder.add_tick(now, self.core)  # copies core.tick, writes elsewhere

@@ -28,6 +28,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from .monitor import input_camera
 from .recording import (CLOCK, file_sha256, message_class, METADATA_NAME, OUTCOME_COMMAND,
                         RecordingError, RecordingInfo, term_subtopic)
 
@@ -373,8 +374,8 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
         kind = kinds.get(topic)
         if kind is not None:
             msg = _decode(cdr, source.topics[topic])
-            if kind == 'image' or kind.startswith('image/'):  # monitor.camera_input
-                inputs.image(msg, kind.partition('/')[2])
+            if input_camera(kind) is not None:
+                inputs.image(msg, input_camera(kind))
             elif kind.partition('/')[0] == 'camera_info':  # recording.camera_info_input
                 inputs.camera_info(msg, kind.partition('/')[2])
             elif kind == 'joint_states':

@@ -44,6 +44,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
+from conftest import wait_for  # noqa: I100 (test helper)
 from vision_policy.action import SafetyLimits
 from vision_policy.card import card_from_dict
 from vision_policy.core import JointMap, PolicyCore
@@ -213,20 +214,6 @@ class Gate:
         """Count the trajectories received."""
         with self._lock:
             return len(self.commands)
-
-
-def wait_for(predicate, timeout: float, what: str, check=None):
-    """Poll until predicate() is truthy; fail the test naming `what` on timeout."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if check is not None:
-            check()
-        if time.monotonic() > end:
-            pytest.fail(f'{what}: nothing after {timeout:g} s')
-        time.sleep(0.0005)
 
 
 def wait_for_quietly(predicate, timeout: float) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 
 import mujoco
 from mujoco_twin.sim import DEPTH_CAMERA_NAME, ReachArmSim, SimConfig
@@ -30,6 +29,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from trajectory_msgs.msg import JointTrajectory
+from conftest import wait_for  # noqa: I100 (test helper)
 from vision_policy.monitor import HoldReason
 from vision_policy.node import PolicyInferenceNode
 from vision_policy_sil.mujoco_demo import DemoError, ManagedProcess
@@ -99,20 +99,6 @@ def bottom_row_by_hand() -> tuple:
     z = np.rint(z * 1000.0) / 1000.0
     ranges = z * np.linalg.norm(rays, axis=-1)
     return tuple(a.reshape(10, DEPTH_RESIZE[0], 10).mean(axis=(0, 2)) for a in (ranges, z))
-
-
-def wait_for(predicate, timeout: float, what: str, check=None):
-    """Poll until predicate() is truthy; fail the test naming `what` on timeout."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if check is not None:
-            check()
-        if time.monotonic() > end:
-            pytest.fail(f'{what}: nothing after {timeout:g} s')
-        time.sleep(0.01)
 
 
 def start_twin(log_dir) -> ManagedProcess:
