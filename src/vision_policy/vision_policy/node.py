@@ -27,11 +27,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.clock import Clock, ClockType
+from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from .action import ActionTermError
 from .camera import camera_from_info, CameraError, FrameSizeError, needs_camera_info
@@ -40,7 +41,7 @@ from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .encoder import EncoderRuntime
 from .frame_loss import FrameLossCounter
 from .frame_worker import FrameWorker
-from .image import ImageError, limit_blas_threads, release_freed_memory
+from .image import ImageError, keep_freed_frames, limit_blas_threads, release_freed_memory
 from .image_cdr import parse_image
 from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReason, IMAGE, \
     InputMonitor, JOINTS
@@ -51,6 +52,7 @@ from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
 from .sources import get_source
 from .stats import NodeStats
+from .trajectory_cdr import SerializedTrajectory
 
 
 def _descriptor(spec) -> ParameterDescriptor:
@@ -98,12 +100,13 @@ class PolicyInferenceNode(LifecycleNode):
         self._lock = threading.RLock()
         self._recorder: Optional[Recorder] = None  # record_path: writes on its own thread
         self._pos = self._vel = self._pos_in = self._vel_in = None  # card joint order
-        self._msg = self._positions = None  # the one trajectory message, reused
+        self._trajectory = None  # the one trajectory message, reused
         self._image_stamp_ns = {}     # camera -> stamp of the frame the core holds
         self._unused = set()          # cameras whose installed frame no tick has used yet
         # Per camera: frames the camera sent that never reached this node (stamp gaps).
         self._frame_loss = {}
-        # Frames are preprocessed here, off the executor: a tick never waits for a resize.
+        # On the timer, frames are preprocessed here, off the executor: a tick never waits
+        # for a resize.
         self._worker = FrameWorker(self._install_frame, 'policy_inference_frames')
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self._clock_watch = ClockWatch(False, 2.0)
@@ -182,15 +185,10 @@ class PolicyInferenceNode(LifecycleNode):
         self._pos_in, self._vel_in, self._pos, self._vel = np.zeros((4, len(card.joint_names)))
         tfs = p.time_from_start or p.control_dt
         robot_names = self._joint_map.robot_names
-        self._msg = JointTrajectory(joint_names=[
-            robot_names[card.joint_names.index(j)] for j in core.action_joint_names])
-        point = JointTrajectoryPoint(
-            positions=[0.0] * len(core.action_joint_names),
-            time_from_start=Duration(sec=int(tfs), nanosec=int(round((tfs % 1) * 1e9))))
-        self._msg.points = [point]
-        # A numpy view of the point's own array.array: no allocation per command (publish
-        # serialises the message before it returns).
-        self._positions = np.frombuffer(point.positions, dtype=np.float64)
+        # Kept serialized: a command only patches its stamp and positions (trajectory_cdr).
+        self._trajectory = SerializedTrajectory(
+            [robot_names[card.joint_names.index(j)] for j in core.action_joint_names],
+            Duration(sec=int(tfs), nanosec=int(round((tfs % 1) * 1e9))))
         self._traj_pub = self.create_lifecycle_publisher(JointTrajectory, p.trajectory_topic,
                                                          10)
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -350,7 +348,7 @@ class PolicyInferenceNode(LifecycleNode):
         self.get_logger().warn(f'{what} rejected: {problem}', throttle_duration_sec=1.0)
 
     def _on_image(self, camera: str, serialized: bytes) -> None:
-        """Check the frame's header and hand it to the worker (preprocessing happens there)."""
+        """Check the frame's header; preprocess it here (trigger image) or on the worker."""
         t0 = time.perf_counter()
         self.stats.counters.images_received += 1
         self.stats.rates['image'].add(time.monotonic())
@@ -371,13 +369,17 @@ class PolicyInferenceNode(LifecycleNode):
                 self._reject('images_rejected', name, problem)
                 return
             self.stats.stages['receive'].append(time.perf_counter() - t0)
-        # The worker keeps the serialized bytes alive while it reads the pixels in place.
-        if not self._worker.submit(camera, (core, frame, serialized)):
+        # The serialized bytes stay alive with the frame that views them.
+        item = (core, frame, serialized)
+        if self.params.trigger == 'image':
+            # The tick follows this frame: preprocess it here, without a thread hand-off.
+            self._install_frame(camera, item)
+        elif not self._worker.submit(camera, item):
             with self._lock:
                 self.stats.counters.images_superseded += 1
 
     def _install_frame(self, camera: str, item) -> None:
-        """On the worker thread: preprocess a frame, then install it under the node lock."""
+        """Preprocess a frame (worker thread; trigger image: here), install it under the lock."""
         core, frame, serialized = item
         condition = f'camera_frame {camera}'.strip()
         try:
@@ -572,10 +574,7 @@ class PolicyInferenceNode(LifecycleNode):
 
     def _publish(self, positions: np.ndarray, stamp_ns: int) -> None:
         t0 = time.perf_counter()
-        self._positions[:] = positions
-        stamp = self._msg.header.stamp
-        stamp.sec, stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        self._traj_pub.publish(self._msg)
+        self._traj_pub.publish(self._trajectory.command(positions, stamp_ns))
         self.stats.stages['publish'].append(time.perf_counter() - t0)
 
     def _hold(self, hold: Hold) -> None:
@@ -715,13 +714,19 @@ def main(args: Optional[list] = None) -> int:
     # GIL gets it after at most the switch interval (5 ms by default, longer than a tick's
     # slack at 50 Hz); 1 ms bounds the wait the timer can see.
     sys.setswitchinterval(0.001)
-    # Camera frames freed on the frame worker leave the C heap at its high-water mark (RSS
-    # +11.3 MB in 10 minutes at 1080p60, in one-frame steps); a thread gives the free memory
-    # back once a second (0.0 MB). Off the executor: one trim takes a few ms (GIL released).
+    # A freed camera frame's pages serve the next frame (glibc gave them back at once: 4500
+    # page faults per 1080p frame when one callback took, preprocessed and freed it).
+    keep_freed_frames()
+    # Frames freed on the frame worker leave the C heap at its high-water mark (RSS +11.3 MB
+    # in 10 minutes at 1080p60, in one-frame steps); a thread gives the free memory back
+    # once a second (0.0 MB). Off the executor: one trim takes a few ms (GIL released).
     threading.Thread(target=_release_memory_every_second, name='policy_inference_trim',
                      daemon=True).start()
     node = PolicyInferenceNode()
-    executor = rclpy.executors.SingleThreadedExecutor()
+    # rclpy's events executor dispatches in C++: rclpy's Python executor rebuilds its wait
+    # set on every wake-up, which cost 0.17 ms of each frame's latency (p50, VGA) and a
+    # third of the node's CPU at 30 Hz on the 2-core VM (vision_policy_bench).
+    executor = EventsExecutor()
     executor.add_node(node)
     try:
         # A bounded wait: Python runs its signal handlers only between waits, and with
