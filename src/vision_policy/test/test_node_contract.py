@@ -209,6 +209,44 @@ def test_sigint_and_sigterm_end_in_a_hold_when_the_clock_has_stopped(harness, mo
         assert list(received[-1].points[0].positions) == HOME
 
 
+def test_sigint_and_sigterm_while_commanding_end_in_a_hold(harness, model_path):
+    """A signal that lands while the control timer runs: the last message is still a hold."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = _spawn_node(model_path, 'control_dt:=0.01')
+        received = []
+        peer = harness.node(f'feed_{sig.name.lower()}')
+        image = peer.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+        joints = peer.create_publisher(JointState, 'joint_states', 10)
+        peer.create_subscription(JointTrajectory,
+                                 'joint_trajectory_controller/joint_trajectory',
+                                 received.append, 10)
+        img = Image(height=48, width=64, encoding='rgb8', step=64 * 3, data=bytes(64 * 48 * 3))
+        state = JointState(name=JOINTS, position=HOME, velocity=[0.0] * 3)
+        end = time.monotonic() + 60.0
+        signalled = None
+        try:
+            while proc.poll() is None:
+                assert time.monotonic() < end, 'the node did not command, or did not exit'
+                now = peer.get_clock().now().to_msg()
+                state.header.stamp = img.header.stamp = now
+                joints.publish(state)
+                image.publish(img)
+                commanding = sum(list(m.points[0].positions) != HOME for m in received)
+                if signalled is None and commanding >= 20:  # the 100 Hz timer is running
+                    proc.send_signal(sig)
+                    signalled = len(received)
+                time.sleep(0.005)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        log = proc.stdout.read()
+        assert proc.returncode == 0, log
+        assert 'holding the robot: shutdown' in log, log
+        assert 'Exception in' not in log, log
+        assert harness.wait_for(lambda: list(received[-1].points[0].positions) == HOME), \
+            f'{sig.name}: the last message is not the hold'
+
+
 def test_stopped_clock_holds_the_robot(harness, model_path):
     proc = _spawn_node(model_path, 'use_sim_time:=true', 'clock_timeout:=0.5')
     received = []
