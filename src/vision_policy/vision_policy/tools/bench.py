@@ -162,6 +162,16 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
               'expected': phase.count, 'sent': sent, 'frames_received': frames,
               'frames_ratio': frames / sent if sent else 0.0, 'diagnostics': diag,
               'latency_samples_ms': [v * 1e3 for v in latency]}
+    # When the node's missed-tick count rose, in s after its first status: at start-up or
+    # in the steady state.
+    rises, previous = [], 0
+    for t, d in data.get('snapshots', []):
+        missed = int(d.get('missed_ticks', 0))
+        if missed > previous:
+            rises.append([round(t - data['snapshots'][0][0], 1), missed - previous])
+            previous = missed
+    if rises:
+        result['missed_ticks_at_s'] = rises
     if len(data['arrivals']) > 2:
         intervals = np.diff(data['arrivals'])
         result['arrival_interval_ms'] = percentiles(intervals)
@@ -309,6 +319,9 @@ def print_table(res: dict) -> None:
         print('node stages (ms, p50 / p99): ' + ', '.join(
             f"{s} {v.get('p50', float('nan')):.3f}/{v.get('p99', float('nan')):.3f}"
             for s, v in res['ours']['stages'].items()))
+    if res.get('timer', {}).get('missed_ticks_at_s'):
+        print('timer: missed ticks at [s after the first status, count]: '
+              f"{res['timer']['missed_ticks_at_s']}")
     lost = {n: res[n]['diagnostics'].get('images_lost') for n in ('ours', 'timer')
             if n in res and 'images_lost' in res[n]['diagnostics']}
     if lost:
