@@ -34,3 +34,13 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert res['ours']['stages']['inference']['p50'] > 0
     assert int(res['timer']['diagnostics']['commands']) > 0
     assert 'targets:' in capsys.readouterr().out
+
+
+def test_node_params_reach_the_node_command():
+    cmd = bench.node_command('m.onnx', 'image', 0.0, None, ('intra_op_threads:=2',
+                                                            'max_image_age:=0.2'))
+    args = cmd[cmd.index('--ros-args'):]
+    assert 'intra_op_threads:=2' in args and 'max_image_age:=0.2' in args
+    assert 'max_image_age:=0.5' not in args  # the bench's own value is replaced
+    with pytest.raises(ValueError, match='expected name:=value'):
+        bench.node_command('m.onnx', 'image', 0.0, None, ('intra_op_threads=2',))

@@ -66,13 +66,18 @@ def default_model() -> str:
 
 
 def node_command(model: str, trigger: str, control_dt: float,
-                 providers: Optional[str] = None) -> list:
-    """Command line of policy_inference as the benchmark runs it."""
+                 providers: Optional[str] = None, extra: tuple = ()) -> list:
+    """Command line of policy_inference as the benchmark runs it; extra: 'name:=value'."""
     params = {'model_path': model, 'autostart': 'true', 'trigger': trigger,
               'stamp_source': 'image', 'control_dt': str(control_dt),
               'max_image_age': '0.5', 'max_joint_state_age': '0.5'}
     if providers:
         params['providers'] = f'[{providers}]'
+    for item in extra:
+        name, sep, value = item.partition(':=')
+        if not sep or not name:
+            raise ValueError(f'--node-param {item!r}: expected name:=value')
+        params[name] = value
 
     cmd = [sys.executable, '-m', 'vision_policy.node', '--ros-args']
     for key, value in params.items():
@@ -352,6 +357,9 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument('--providers', default='',
                         help='onnxruntime providers for our node and the onnxruntime floor, '
                              'comma-separated (default: the node default)')
+    parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
+                        help='a policy_inference parameter for the ours and timer phases '
+                             '(repeatable), e.g. intra_op_threads:=2')
     parser.add_argument('--strict', action='store_true',
                         help='exit status 1 when a target is missed')
     parser.add_argument('--fastdds-default', action='store_true',
@@ -367,18 +375,19 @@ def main(argv: Optional[list] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     phases = {
         'echo': Phase('echo', ROLES + ['echo'], args.ticks, args.rate),
-        'ours': Phase('ours', node_command(args.model, 'image', 0.0, args.providers),
-                      args.ticks, args.rate),
+        'ours': Phase('ours', node_command(args.model, 'image', 0.0, args.providers,
+                                           tuple(args.node_param)), args.ticks, args.rate),
         'baseline': Phase('baseline', ROLES + ['baseline', '--model', args.model], args.ticks,
                           args.rate),
         'timer': Phase('timer', node_command(args.model, 'timer', args.timer_dt,
-                                             args.providers),
+                                             args.providers, tuple(args.node_param)),
                        args.timer_ticks, 1.0 / args.timer_dt),
     }
     res = {'config': {'width': args.width, 'height': args.height, 'encoding': args.encoding,
                       'rate': args.rate, 'ticks': args.ticks, 'timer_ticks': args.timer_ticks,
                       'timer_dt': args.timer_dt, 'model': args.model, 'cores': os.cpu_count(),
                       'providers': args.providers or 'default',
+                      'node_params': list(args.node_param),
                       'fastdds_profile': os.environ.get(PROFILE_ENV, '')},
            'load_start': [round(v, 2) for v in os.getloadavg()],
            'ort_floor_ms': ort_floor(args.model, args.ort_runs, args.providers)}
