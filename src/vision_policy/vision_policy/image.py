@@ -166,7 +166,7 @@ def keep_freed_frames(frame_bytes: int = 32 << 20) -> bool:
     rate. glibc's defaults let the heap give such a buffer back to the system as soon as
     it is free: with a 1080p frame taken, preprocessed and freed in one callback the next
     one page-faulted all its 6 MB in again, 4500 minor faults a frame, and the node used
-    64 % of a core instead of 26 % at 1080p60 (2-core VM). With buffers up to frame_bytes
+    63 % of a core instead of 24 % at 1080p60 (2-core VM). With buffers up to frame_bytes
     served from the heap and the heap trimmed only by ``release_freed_memory``, once a
     second, a freed frame's pages are reused. Returns False where the C library is not
     glibc.
