@@ -6,7 +6,7 @@ import pytest
 
 from vision_policy.card import ImageSpec
 from vision_policy.image import (area_weights, AreaResize, ImageError, ImagePipeline,
-                                 limit_blas_threads, release_freed_memory, view_image)
+                                 limit_blas_threads, view_image)
 
 
 def padded(img: np.ndarray, pad: int) -> tuple:
@@ -312,15 +312,6 @@ def test_blas_threads_can_be_limited_and_restored():
         pytest.skip("numpy's BLAS is not OpenBLAS here")
     assert previous >= 1
     assert limit_blas_threads(previous) == 1  # it was 1; now back as it was
-
-
-def test_release_freed_memory_trims_the_glibc_heap():
-    import platform
-    if platform.libc_ver()[0] != 'glibc':
-        pytest.skip(f'malloc_trim is glibc only; this is {platform.libc_ver()}')
-    freed = [np.ones(1 << 20) for _ in range(8)]  # 64 MB of heap blocks, then freed
-    del freed
-    assert release_freed_memory() is True
 
 
 FRAME_CYCLE = """

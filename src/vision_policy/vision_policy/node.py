@@ -42,7 +42,7 @@ from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .encoder import EncoderRuntime
 from .frame_loss import FrameLossCounter
 from .frame_worker import FrameWorker
-from .image import ImageError, keep_freed_frames, limit_blas_threads, release_freed_memory
+from .image import ImageError, keep_freed_frames, limit_blas_threads
 from .image_cdr import parse_image
 from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReason, IMAGE, \
     InputMonitor, JOINTS
@@ -694,11 +694,6 @@ class PolicyInferenceNode(LifecycleNode):
         return status
 
 
-def _release_memory_every_second() -> None:
-    while release_freed_memory():  # False where the C library has no malloc_trim: stop
-        time.sleep(1.0)
-
-
 def main(args: Optional[list] = None) -> int:
     """Run the node until Ctrl-C or SIGTERM, then send the final hold."""
     # rclpy's own SIGINT handler would invalidate the context before the node could send
@@ -721,11 +716,6 @@ def main(args: Optional[list] = None) -> int:
     # A freed camera frame's pages serve the next frame (glibc gave them back at once: 4500
     # page faults per 1080p frame when one callback took, preprocessed and freed it).
     keep_freed_frames()
-    # Frames freed on the frame worker leave the C heap at its high-water mark (RSS +11.3 MB
-    # in 10 minutes at 1080p60, in one-frame steps); a thread gives the free memory back
-    # once a second (0.0 MB). Off the executor: one trim takes a few ms (GIL released).
-    threading.Thread(target=_release_memory_every_second, name='policy_inference_trim',
-                     daemon=True).start()
     node = PolicyInferenceNode()
     # The objects of the imports and of the node (48k) leave the garbage collector's scans:
     # a full collection over them took 8 ms, a missed tick at 1080p60; now 0.01 ms.
