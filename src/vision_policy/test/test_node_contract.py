@@ -223,7 +223,7 @@ def test_sigint_and_sigterm_while_commanding_end_in_a_hold(harness, model_path):
         img = Image(height=48, width=64, encoding='rgb8', step=64 * 3, data=bytes(64 * 48 * 3))
         state = JointState(name=JOINTS, position=HOME, velocity=[0.0] * 3)
         end = time.monotonic() + 60.0
-        signalled = None
+        signalled = False
         try:
             while proc.poll() is None:
                 assert time.monotonic() < end, 'the node did not command, or did not exit'
@@ -232,9 +232,9 @@ def test_sigint_and_sigterm_while_commanding_end_in_a_hold(harness, model_path):
                 joints.publish(state)
                 image.publish(img)
                 commanding = sum(list(m.points[0].positions) != HOME for m in received)
-                if signalled is None and commanding >= 20:  # the 100 Hz timer is running
+                if not signalled and commanding >= 20:  # the 100 Hz timer is running
                     proc.send_signal(sig)
-                    signalled = len(received)
+                    signalled = True
                 time.sleep(0.005)
         finally:
             if proc.poll() is None:

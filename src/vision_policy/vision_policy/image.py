@@ -150,10 +150,7 @@ def keep_freed_frames(frame_bytes: int = 32 << 20) -> bool:
     one page-faulted all its 6 MB in again, 4500 minor faults a frame, and the node used
     63 % of a core instead of 24 % at 1080p60 (2-core VM). Buffers up to frame_bytes are
     served from the heap, which keeps up to four of them free, so a freed frame's pages
-    are reused. (glibc's adaptive thresholds instead left RSS at a high-water mark that
-    rose in one-frame steps, +11.3 MB in 10 minutes at 1080p60; returning the free memory
-    with ``malloc_trim`` once a second held it flat but stalled the control timer for the
-    page faults after each trim: tick jitter p99 2.9 ms without, 3.8-6.9 ms with.)
+    are reused; the node trims nothing itself (README, "What the node does per frame").
     Returns False where the C library is not glibc.
     """
     import ctypes

@@ -374,8 +374,9 @@ def _replay_ticks(source: McapSource, info: RecordingInfo, policy: Policy) -> Re
         kind = kinds.get(topic)
         if kind is not None:
             msg = _decode(cdr, source.topics[topic])
-            if input_camera(kind) is not None:
-                inputs.image(msg, input_camera(kind))
+            camera = input_camera(kind)
+            if camera is not None:
+                inputs.image(msg, camera)
             elif kind.partition('/')[0] == 'camera_info':  # recording.camera_info_input
                 inputs.camera_info(msg, kind.partition('/')[2])
             elif kind == 'joint_states':

@@ -25,22 +25,19 @@ class SerializedTrajectory:
     """A one-point JointTrajectory of fixed joints and time_from_start, as CDR bytes."""
 
     def __init__(self, joint_names: Sequence[str], time_from_start):
-        n = len(joint_names)
+        n = len(joint_names)  # >= 1: a card's action names its joints
         # Positions no real command has (distinct negative NaN payloads) mark the array.
         marker = np.array([0xFFF8_0000_0000_1000 + i for i in range(n)],
                           dtype=np.uint64).view(np.float64)
         msg = JointTrajectory(joint_names=list(joint_names), points=[JointTrajectoryPoint(
             positions=marker.tolist(), time_from_start=time_from_start)])
         self._buf = bytearray(serialize_message(msg))
-        little = self._buf[1] == 1  # encapsulation CDR_LE (0x0001) or CDR_BE (0x0000)
-        order = '<' if little else '>'
+        order = '<' if self._buf[1] == 1 else '>'  # encapsulation CDR_LE (1) or CDR_BE (0)
         self._stamp = struct.Struct(order + 'iI')
-        found = bytes(self._buf).find(marker.astype(order + 'f8').tobytes()) if n else -1
-        if n and (found < 0 or (found - _HEADER) % 8):
+        found = self._buf.find(marker.astype(order + 'f8').tobytes())
+        if found < 0 or (found - _HEADER) % 8:
             raise RuntimeError('JointTrajectory: positions not found in its serialized form')
-        self._positions = np.frombuffer(self._buf, dtype=order + 'f8', count=n,
-                                        offset=max(found, 0)) if n else \
-            np.zeros(0, dtype=np.float64)
+        self._positions = np.frombuffer(self._buf, dtype=order + 'f8', count=n, offset=found)
         self.command(np.arange(1.0, n + 1.0), 123_456_789_012)
         check = deserialize_message(bytes(self._buf), JointTrajectory)
         if list(check.points[0].positions) != list(range(1, n + 1)) or \

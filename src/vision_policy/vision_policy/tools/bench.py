@@ -169,11 +169,12 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
               'latency_samples_ms': [v * 1e3 for v in latency]}
     # When the node's missed-tick count rose, in s after its first status: at start-up or
     # in the steady state.
+    snapshots = data.get('snapshots', [])
     rises, previous = [], 0
-    for t, d in data.get('snapshots', []):
+    for t, d in snapshots:
         missed = int(d.get('missed_ticks', 0))
         if missed > previous:
-            rises.append([round(t - data['snapshots'][0][0], 1), missed - previous])
+            rises.append([round(t - snapshots[0][0], 1), missed - previous])
             previous = missed
     if rises:
         result['missed_ticks_at_s'] = rises
