@@ -312,39 +312,3 @@ def test_blas_threads_can_be_limited_and_restored():
         pytest.skip("numpy's BLAS is not OpenBLAS here")
     assert previous >= 1
     assert limit_blas_threads(previous) == 1  # it was 1; now back as it was
-
-
-FRAME_CYCLE = """
-import resource, sys
-import numpy as np
-if sys.argv[1] == 'keep':
-    from vision_policy.image import keep_freed_frames
-    assert keep_freed_frames()
-n = 1920 * 1080 * 3
-def frame():  # DDS's buffer, the bytes the callback gets, read, then both freed
-    dds = np.ones(n, np.uint8)
-    data = dds.tobytes()
-    del dds
-    np.frombuffer(data, np.uint8).sum()
-for _ in range(5):
-    frame()
-start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(50):
-    frame()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) / 50)
-"""
-
-
-def test_keep_freed_frames_reuses_the_pages_of_freed_1080p_frames():
-    import platform
-    import subprocess
-    import sys
-    if platform.libc_ver()[0] != 'glibc':
-        pytest.skip(f'mallopt is glibc only; this is {platform.libc_ver()}')
-    faults = {mode: float(subprocess.run([sys.executable, '-c', FRAME_CYCLE, mode],
-                                         check=True, capture_output=True,
-                                         text=True).stdout)
-              for mode in ('default', 'keep')}
-    print(f'\nminor page faults per 1080p frame: {faults}')
-    # glibc's defaults fault a frame's 1519 pages in again for every frame (1984 here).
-    assert faults['keep'] < 50, faults

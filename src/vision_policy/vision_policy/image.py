@@ -140,28 +140,6 @@ def limit_blas_threads(threads: int = 1) -> Optional[int]:
     return None
 
 
-def keep_freed_frames(frame_bytes: int = 32 << 20) -> bool:
-    """
-    Keep freed camera frames in the C heap for the next ones (glibc ``mallopt``).
-
-    Each frame is a buffer of its full size, taken from DDS, viewed and freed at camera
-    rate. glibc's defaults let the heap give such a buffer back to the system as soon as
-    it is free: with a 1080p frame taken, preprocessed and freed in one callback the next
-    one page-faulted all its 6 MB in again, 4500 minor faults a frame, and the node used
-    63 % of a core instead of 24 % at 1080p60 (2-core VM). Buffers up to frame_bytes are
-    served from the heap, which keeps up to four of them free, so a freed frame's pages
-    are reused; the node trims nothing itself (README, "What the node does per frame").
-    Returns False where the C library is not glibc.
-    """
-    import ctypes
-    mallopt = getattr(ctypes.CDLL(None), 'mallopt', None)
-    if mallopt is None:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, int(frame_bytes))) and \
-        bool(mallopt(m_trim_threshold, int(4 * frame_bytes)))
-
-
 class AreaResize:
     """
     cv2.INTER_AREA of a uint8 image to a smaller (or equal) size, exactly, in integers.

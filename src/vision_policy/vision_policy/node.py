@@ -42,7 +42,8 @@ from .core import InputError, JointMap, NonFiniteError, PolicyCore
 from .encoder import EncoderRuntime
 from .frame_loss import FrameLossCounter
 from .frame_worker import FrameWorker
-from .image import ImageError, keep_freed_frames, limit_blas_threads
+from .heap import HeapWatch, keep_freed_frames
+from .image import ImageError, limit_blas_threads
 from .image_cdr import parse_image
 from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReason, IMAGE, \
     InputMonitor, JOINTS
@@ -106,6 +107,8 @@ class PolicyInferenceNode(LifecycleNode):
         self._unused = set()          # cameras whose installed frame no tick has used yet
         # Per camera: frames the camera sent that never reached this node (stamp gaps).
         self._frame_loss = {}
+        self._frame_bytes = {}        # camera -> size of its last serialized frame
+        self._heap = HeapWatch()      # gives back the memory a pile-up of frames leaves
         # On the timer, frames are preprocessed here, off the executor: a tick never waits
         # for a resize.
         self._worker = FrameWorker(self._install_frame, 'policy_inference_frames')
@@ -302,6 +305,7 @@ class PolicyInferenceNode(LifecycleNode):
     def _release(self) -> None:
         """Close what configure opened (also after a configure that failed half-way)."""
         self._worker.clear()
+        self._frame_bytes.clear()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -352,6 +356,7 @@ class PolicyInferenceNode(LifecycleNode):
         """Check the frame's header; preprocess it here (trigger image) or on the worker."""
         t0 = time.perf_counter()
         self.stats.counters.images_received += 1
+        self._frame_bytes[camera] = len(serialized)
         self.stats.rates['image'].add(time.monotonic())
         with self._lock:
             core = self.core
@@ -634,6 +639,7 @@ class PolicyInferenceNode(LifecycleNode):
         with self._lock:
             if self._clock_state is not ClockState.RUNNING and self._active:
                 self._hold(Hold(HoldReason.CLOCK_STOPPED, self._clock_state.value))
+        self._heap.check(sum(self._frame_bytes.values()))
         msg = DiagnosticArray(status=[self.diagnostics()])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
@@ -671,6 +677,9 @@ class PolicyInferenceNode(LifecycleNode):
                        (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
+        if self._heap.free is not None:
+            values += [('heap_free_mb', f'{self._heap.free / 1e6:.1f}'),
+                       ('heap_trims', str(self._heap.trims))]
         if self._worker.failures:  # a frame whose handling raised: its camera goes stale
             values += [('frame_worker_failures', str(self._worker.failures)),
                        ('frame_worker_last_failure', self._worker.last_failure)]
