@@ -1,6 +1,8 @@
 """vision_policy_bench in its short mode: every phase runs over real DDS and reports figures."""
 
 import json
+import math
+import sys
 
 import pytest
 
@@ -33,7 +35,21 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert set(res['ours']['stages']) == set(bench.STAGES)
     assert res['ours']['stages']['inference']['p50'] > 0
     assert int(res['timer']['diagnostics']['commands']) > 0
+    if sys.platform.startswith('linux'):  # /proc/<pid>/status: RssAnon, RssShmem
+        rss = res['ours']['rss_mb']
+        assert math.isfinite(rss['growth_private']) and math.isfinite(rss['growth_shared'])
     assert 'targets:' in capsys.readouterr().out
+
+
+def test_rss_growth_is_split_into_private_and_shared_memory():
+    mb = 2 ** 20
+    # A step at the sixth second: 4 MB private, 26 MB of a shared-memory segment.
+    samples = [((100 + 30 * (i >= 5)) * mb, (60 + 4 * (i >= 5)) * mb,
+                (20 + 26 * (i >= 5)) * mb) for i in range(10)]
+    rss = bench.rss_figures(samples)
+    assert (rss['growth'], rss['growth_private'], rss['growth_shared']) == (30, 4, 26)
+    assert rss['growth_second_half'] == 0 and rss['max'] == 130
+    assert len(rss['samples']) == 10
 
 
 def test_node_params_reach_the_node_command():

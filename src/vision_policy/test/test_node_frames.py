@@ -2,6 +2,7 @@
 
 import array
 
+from rclpy.qos import HistoryPolicy, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from test_node import Rig  # noqa: I100 (test helper)
 
@@ -32,3 +33,12 @@ def test_frames_missing_from_the_stamp_sequence_are_counted(harness, model_path)
     assert abs(float(values['camera_rate_hz']) - 30.0) < 0.5
     assert 0.2 < float(values['image_loss_fraction']) < 0.3
     assert values['provider'] == values['providers'].split(',')[0]
+
+
+def test_the_camera_subscription_keeps_only_the_newest_frame(harness, model_path):
+    # A deeper queue kept every frame a stall piled up: DDS's sample pool holds on to them.
+    rig = Rig(harness, model_path)
+    (camera,) = [s for s in rig.node._subs if s.topic_name == '/camera/image_raw']
+    qos = camera.qos_profile
+    assert (qos.history, qos.depth, qos.reliability) == (
+        HistoryPolicy.KEEP_LAST, 1, ReliabilityPolicy.BEST_EFFORT)
