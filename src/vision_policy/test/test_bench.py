@@ -35,6 +35,8 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert set(res['ours']['stages']) == set(bench.STAGES)
     assert res['ours']['stages']['inference']['p50'] > 0
     assert int(res['timer']['diagnostics']['commands']) > 0
+    assert res['timer']['publisher_late_frames'] >= 0
+    assert 0 < res['wake_us']['back_to_back'] and 0 < res['wake_us']['after_sleep']
     if sys.platform.startswith('linux'):  # /proc/<pid>/status: RssAnon, RssShmem
         rss = res['ours']['rss_mb']
         assert math.isfinite(rss['growth_private']) and math.isfinite(rss['growth_shared'])

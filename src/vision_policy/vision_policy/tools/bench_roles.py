@@ -33,7 +33,8 @@ def publisher(args) -> None:
     Publish images at a fixed rate and joint states at 100 Hz until the duration ends.
 
     Images start once the subject has subscribed (plus the warm-up), so a frame sent is a
-    frame the subject could have received; the count sent goes to ``--out`` as JSON.
+    frame the subject could have received; the count sent goes to ``--out`` as JSON, with
+    the frames this process sent over half a period late (when it was stalled itself).
     """
     node = rclpy.create_node('bench_publisher')
     # Reliable, like most camera drivers and Isaac Sim's camera helper: then best-effort
@@ -59,6 +60,7 @@ def publisher(args) -> None:
         time.sleep(0.01)
     start = time.monotonic()
     next_image, next_joint, k = start + args.warmup, start, 0
+    late = []  # (wall time, ms): frames sent over half a period late, this process stalled
     while time.monotonic() - start < args.warmup + args.duration:
         now = time.monotonic()
         if now >= next_joint:
@@ -66,6 +68,8 @@ def publisher(args) -> None:
             joint_pub.publish(joints)
             next_joint += 0.01
         if now >= next_image:
+            if now - next_image > 0.5 / args.rate:
+                late.append((time.time(), round((now - next_image) * 1e3, 1)))
             msg = images[k % len(images)]
             msg.header.stamp = clock.now().to_msg()
             image_pub.publish(msg)
@@ -73,7 +77,7 @@ def publisher(args) -> None:
             next_image += 1.0 / args.rate
         time.sleep(max(0.0, min(next_image, next_joint) - time.monotonic()))
     with open(args.out, 'w') as f:
-        json.dump({'sent': k, 'end_time': time.time()}, f)
+        json.dump({'sent': k, 'end_time': time.time(), 'late': late}, f)
     node.destroy_node()
 
 
