@@ -24,6 +24,10 @@ from typing import Optional
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
+# np.percentile's first call (np.unique -> np.ma.is_masked) imports numpy.ma: 40-66 ms on
+# the executor thread of the H200 host, at the first diagnostics with figures, which missed
+# 2-4 ticks at start-up there. Loaded with the node instead.
+import numpy.ma  # noqa: F401, I100
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
