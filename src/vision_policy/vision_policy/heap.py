@@ -8,12 +8,12 @@ its 6 MB in again (4500 minor faults a frame; 63 % of a core instead of 24 % at 
 the 2-core VM). ``keep_freed_frames`` makes the heap keep them.
 
 The heap then settles at the free memory the node's frame cycle reuses (1080p60: 3.3
-frames with trigger image, 4.4 on the timer). A stall that piles frames up, or a small
-allocation that splits a freed frame so that the next one no longer fits, leaves more free
-and resident for good (17.8 MB after one stall in a 10-minute 1080p60 run). ``HeapWatch``
-gives that back, once, when it happens. Trimming every second instead made the next frame
-fault its pages in on every trim, and the control timer missed ticks (README, "What the
-node does per frame"). glibc only: elsewhere both do nothing.
+frames with trigger image, 4.4 on the timer). A stall that piles frames up leaves more
+free, and resident, for good: one 1080p frame more after the node process was stopped for
+0.3 s. ``HeapWatch`` gives that back, once, when it happens (there: RSS 284.8 -> 266.2 MB).
+Trimming every second instead made the next frame fault its pages in on every trim, and
+the control timer missed ticks (README, "What the node does per frame"). glibc only:
+elsewhere both do nothing.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class HeapWatch:
     ``check`` runs once a second. Over the first ``settle`` checks after a start, a trim
     or a change of the frame size it learns the steady state: the most free memory seen
     (the moment fewest frames are alive). After that it trims when the free memory is
-    more than ``margin`` above it, or half a frame if that is more: a pile-up or a split
-    frame adds whole frames, while the steady state varies by less. The next frames fault
+    more than ``margin`` above it, or half a frame if that is more: a pile-up adds whole
+    frames, while the steady state varies by less. The next frames fault
     their pages in once, as at start-up, and the steady state is learned again.
     """
 

@@ -168,7 +168,7 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
               'frames_ratio': frames / sent if sent else 0.0, 'diagnostics': diag,
               'latency_samples_ms': [v * 1e3 for v in latency]}
     # When the node's missed-tick count rose, in s after its first status (at start-up or
-    # in the steady state), with the publisher's lateness in the second before: a stall of
+    # in the steady state), with the publisher's lateness in the 2 s before: a stall of
     # the camera's process too is one of the machine, not of the node.
     snapshots = data.get('snapshots', [])
     rises, previous = [], 0
