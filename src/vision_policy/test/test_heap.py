@@ -1,18 +1,19 @@
 """The C heap under camera frames: freed frames reused, a pile-up given back (glibc)."""
 
 import json
+from pathlib import Path
 import platform
 import subprocess
 import sys
 
 import pytest
 
-from vision_policy.heap import HeapWatch
+from vision_policy.heap import HeapWatch, private_memory_bytes
 
 MB = 1 << 20
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != 'glibc',
-                                reason=f'mallopt and mallinfo2 are glibc only; this is '
+                                reason=f'mallopt and malloc_trim are glibc only; this is '
                                        f'{platform.libc_ver()}')
 
 FRAME_CYCLE = """
@@ -96,28 +97,28 @@ def test_a_pile_up_of_1080p_frames_is_given_back_once_and_the_steady_cycle_never
 class FakeHeap:
 
     def __init__(self):
-        self.free, self.trims = 0, 0
+        self.private, self.trims = 0, 0
 
     def trim(self):
         self.trims += 1
-        self.free = 0
+        self.private = 0
 
 
 def watch_of(heap, settle=3):
-    return HeapWatch(settle=settle, margin=2 * MB, free_bytes=lambda: heap.free,
+    return HeapWatch(settle=settle, margin=2 * MB, resident=lambda: heap.private,
                      trim=heap.trim)
 
 
-def test_the_steady_state_is_the_most_free_memory_seen_while_settling():
+def test_the_steady_state_is_the_most_private_memory_seen_while_settling():
     heap = FakeHeap()
     watch = watch_of(heap)
-    for free in (10 * MB, 16 * MB, 12 * MB):   # fewest frames alive at the second check
-        heap.free = free
+    for private in (10 * MB, 16 * MB, 12 * MB):
+        heap.private = private
         assert not watch.check(6 * MB)
     assert watch.steady == 16 * MB
-    heap.free = 16 * MB + 3 * MB       # within half a frame (3 MB) of it: no trim
+    heap.private = 16 * MB + 3 * MB       # within half a frame (3 MB) of it: no trim
     assert not watch.check(6 * MB)
-    heap.free += 1
+    heap.private += 1
     assert watch.check(6 * MB)
     assert heap.trims == watch.trims == 1
 
@@ -125,15 +126,15 @@ def test_the_steady_state_is_the_most_free_memory_seen_while_settling():
 def test_after_a_trim_the_steady_state_is_learned_again():
     heap = FakeHeap()
     watch = watch_of(heap, settle=2)
-    for free in (4 * MB, 4 * MB, 7 * MB):  # 3 MB over: more than the 2 MB margin
-        heap.free = free
+    for private in (4 * MB, 4 * MB, 7 * MB):  # 3 MB over: more than the 2 MB margin
+        heap.private = private
         watched = watch.check()
-    assert watched and heap.free == 0
+    assert watched and heap.private == 0
     # The heap grows back to its steady state (bigger than before, here): learned anew.
-    for free in (2 * MB, 8 * MB):
-        heap.free = free
+    for private in (2 * MB, 8 * MB):
+        heap.private = private
         assert not watch.check()
-    heap.free = 10 * MB
+    heap.private = 10 * MB
     assert not watch.check() and watch.steady == 8 * MB
     assert watch.trims == 1
 
@@ -141,16 +142,25 @@ def test_after_a_trim_the_steady_state_is_learned_again():
 def test_a_new_frame_size_starts_learning_again():
     heap = FakeHeap()
     watch = watch_of(heap, settle=2)
-    heap.free = 4 * MB
+    heap.private = 4 * MB
     for _ in range(3):
         watch.check(1 * MB)
-    heap.free = 30 * MB   # a 1080p camera replaced the VGA one: more frames' worth free
+    heap.private = 30 * MB   # a 1080p camera replaced the VGA one: more frames' worth
     assert not watch.check(6 * MB) and not watch.check(6 * MB)
     assert watch.steady == 30 * MB and heap.trims == 0
 
 
-def test_without_mallinfo2_the_watch_does_nothing():
+def test_without_proc_the_watch_does_nothing():
     trims = []
-    watch = HeapWatch(settle=0, free_bytes=lambda: None, trim=lambda: trims.append(1))
+    watch = HeapWatch(settle=0, resident=lambda: None, trim=lambda: trims.append(1))
     assert not any(watch.check(6 * MB) for _ in range(5))
-    assert watch.free is None and not trims
+    assert watch.private is None and not trims
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='/proc is Linux only')
+def test_private_memory_is_the_resident_anonymous_memory():
+    status = Path('/proc/self/status').read_text()
+    anon = int(next(line for line in status.splitlines()
+                    if line.startswith('RssAnon:')).split()[1]) * 1024
+    # Both are read a moment apart; this test's own allocations move them by kilobytes.
+    assert abs(private_memory_bytes() - anon) < 4 * MB

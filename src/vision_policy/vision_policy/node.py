@@ -684,8 +684,8 @@ class PolicyInferenceNode(LifecycleNode):
                        (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
-        if self._heap.free is not None:
-            values += [('heap_free_mb', f'{self._heap.free / 1e6:.1f}'),
+        if self._heap.private is not None:
+            values += [('private_memory_mb', f'{self._heap.private / 1e6:.1f}'),
                        ('heap_trims', str(self._heap.trims))]
         if self._worker.failures:  # a frame whose handling raised: its camera goes stale
             values += [('frame_worker_failures', str(self._worker.failures)),
