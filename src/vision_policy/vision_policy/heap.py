@@ -34,7 +34,7 @@ def _libc_function(name: str):
 
 _MALLOPT = _libc_function('mallopt')
 _MALLOC_TRIM = _libc_function('malloc_trim')
-_STATM = {}   # the open /proc/self/statm, read again with one pread per call
+_STATM = {}   # the open /proc/self/statm and its pid; one pread per call
 
 
 def keep_freed_frames(frame_bytes: int = 32 << 20) -> bool:
@@ -57,7 +57,8 @@ def private_memory_bytes() -> Optional[int]:
     after a 33 ms sleep on the 2-core VM, where glibc's ``mallinfo2`` took 0.14 / 1.7 ms
     (up to 4.4 ms) walking the free chunks of a node's heap with its arenas locked.
     """
-    if 'fd' not in _STATM:
+    if _STATM.get('pid') != os.getpid():  # first call, or a forked child: its own file
+        _STATM['pid'] = os.getpid()
         try:
             _STATM['fd'] = os.open('/proc/self/statm', os.O_RDONLY)
         except OSError:
