@@ -35,12 +35,19 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert set(res['ours']['stages']) == set(bench.STAGES)
     assert res['ours']['stages']['inference']['p50'] > 0
     assert int(res['timer']['diagnostics']['commands']) > 0
-    assert res['timer']['publisher_late_frames'] >= 0
     assert 0 < res['wake_us']['back_to_back'] and 0 < res['wake_us']['after_sleep']
     if sys.platform.startswith('linux'):  # /proc/<pid>/status: RssAnon, RssShmem
         rss = res['ours']['rss_mb']
         assert math.isfinite(rss['growth_private']) and math.isfinite(rss['growth_shared'])
     assert 'targets:' in capsys.readouterr().out
+
+
+def test_missed_ticks_are_paired_with_the_publishers_lateness_before_them():
+    snapshots = [(100.0, {'missed_ticks': '0'}), (101.0, {'missed_ticks': '2'}),
+                 (102.0, {'missed_ticks': '2'}), (103.0, {'missed_ticks': '3'})]
+    late = [(99.5, 40.0), (100.5, 25.0), (100.9, 12.0)]  # the first is 1.5 s before 101
+    assert bench.missed_tick_rises(snapshots, late) == [[1.0, 2, 40.0], [3.0, 1, 0]]
+    assert bench.missed_tick_rises([], late) == []
 
 
 def test_rss_growth_is_split_into_private_and_shared_memory():

@@ -35,6 +35,7 @@ def _libc_function(name: str):
 _MALLOPT = _libc_function('mallopt')
 _MALLOC_TRIM = _libc_function('malloc_trim')
 _STATM = {}   # the open /proc/self/statm and its pid; one pread per call
+_PAGE = os.sysconf('SC_PAGE_SIZE') if hasattr(os, 'sysconf') else 4096
 
 
 def keep_freed_frames(frame_bytes: int = 32 << 20) -> bool:
@@ -66,7 +67,7 @@ def private_memory_bytes() -> Optional[int]:
     if _STATM['fd'] is None:
         return None
     fields = os.pread(_STATM['fd'], 256, 0).split()
-    return (int(fields[1]) - int(fields[2])) * os.sysconf('SC_PAGE_SIZE')
+    return (int(fields[1]) - int(fields[2])) * _PAGE
 
 
 def trim_heap() -> None:

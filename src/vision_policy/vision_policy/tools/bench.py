@@ -167,17 +167,7 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
               'expected': phase.count, 'sent': sent, 'frames_received': frames,
               'frames_ratio': frames / sent if sent else 0.0, 'diagnostics': diag,
               'latency_samples_ms': [v * 1e3 for v in latency]}
-    # When the node's missed-tick count rose, in s after its first status (at start-up or
-    # in the steady state), with the publisher's lateness in the 2 s before: a stall of
-    # the camera's process too is one of the machine, not of the node.
-    snapshots = data.get('snapshots', [])
-    rises, previous = [], 0
-    for t, d in snapshots:
-        missed = int(d.get('missed_ticks', 0))
-        if missed > previous:
-            late = [ms for at, ms in published.get('late', ()) if t - 2.0 <= at <= t]
-            rises.append([round(t - snapshots[0][0], 1), missed - previous, max(late, default=0)])
-            previous = missed
+    rises = missed_tick_rises(data.get('snapshots', []), published.get('late', ()))
     if rises:
         result['missed_ticks_at_s'] = rises
     result['publisher_late_frames'] = len(published.get('late', ()))
@@ -188,6 +178,25 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
         result['cpu_percent_of_one_core'] = 100.0 * cpu_s / max(wall, 1e-9)
         result['rss_mb'] = rss_figures(samples)
     return result
+
+
+def missed_tick_rises(snapshots: list, late: list) -> list:
+    """
+    Return [s after the first status, ticks missed, publisher's lateness ms] per rise.
+
+    ``snapshots`` are the node's (wall time, diagnostics) statuses, ``late`` the
+    publisher's (wall time, ms) late frames. The lateness is the worst in the 2 s before
+    the status that showed the rise (statuses come at 1 Hz): a stall of the camera's
+    process too is one of the machine, not of the node.
+    """
+    rises, previous = [], 0
+    for t, d in snapshots:
+        missed = int(d.get('missed_ticks', 0))
+        if missed > previous:
+            worst = max((ms for at, ms in late if t - 2.0 <= at <= t), default=0)
+            rises.append([round(t - snapshots[0][0], 1), missed - previous, worst])
+            previous = missed
+    return rises
 
 
 def wake_cost(samples: int = 60, sleep_s: float = 1 / 30) -> dict:
