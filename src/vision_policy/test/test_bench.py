@@ -36,6 +36,8 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert res['ours']['stages']['inference']['p50'] > 0
     assert int(res['timer']['diagnostics']['commands']) > 0
     assert 0 < res['wake_us']['back_to_back'] and 0 < res['wake_us']['after_sleep']
+    if sys.platform.startswith('linux'):
+        assert all(res[p]['steal_ms'] >= 0 for p in ('echo', 'ours', 'baseline', 'timer'))
     if sys.platform.startswith('linux'):  # /proc/<pid>/status: RssAnon, RssShmem
         rss = res['ours']['rss_mb']
         assert math.isfinite(rss['growth_private']) and math.isfinite(rss['growth_shared'])
@@ -46,8 +48,21 @@ def test_missed_ticks_are_paired_with_the_publishers_lateness_before_them():
     snapshots = [(100.0, {'missed_ticks': '0'}), (101.0, {'missed_ticks': '2'}),
                  (102.0, {'missed_ticks': '2'}), (103.0, {'missed_ticks': '3'})]
     late = [(99.5, 40.0), (100.5, 25.0), (100.9, 12.0)]  # the first is 1.5 s before 101
-    assert bench.missed_tick_rises(snapshots, late) == [[1.0, 2, 40.0], [3.0, 1, 0]]
+    assert bench.missed_tick_rises(snapshots, late) == [[1.0, 2, 40.0, None],
+                                                        [3.0, 1, 0, None]]
     assert bench.missed_tick_rises([], late) == []
+    # The steal time around each window: samples at or before t - 2 and at or after t.
+    steal = [(98.5, 1.0), (99.5, 1.0), (100.5, 1.25), (101.5, 1.25), (102.5, 1.25)]
+    rises = bench.missed_tick_rises(snapshots, late, steal)
+    assert [r[3] for r in rises] == [250.0, None]  # no sample yet at or after 103
+
+
+def test_steal_time_is_read_from_the_machines_counters():
+    stolen = bench.steal_seconds()
+    if sys.platform.startswith('linux'):
+        assert stolen >= 0.0 and bench.steal_seconds() >= stolen
+    else:
+        assert math.isnan(stolen)
 
 
 def test_rss_growth_is_split_into_private_and_shared_memory():

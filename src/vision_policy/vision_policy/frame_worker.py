@@ -28,6 +28,11 @@ class FrameWorker:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def native_id(self) -> int:
+        """Return the worker thread's id in the operating system."""
+        return self._thread.native_id
+
     def submit(self, key: Hashable, item: Any) -> bool:
         """Queue item as key's newest; False when it replaced one not yet handled."""
         with self._cond:

@@ -53,6 +53,7 @@ from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReaso
     InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
+from .realtime import policy, RealtimeError, use_default, use_fifo
 from .recording import camera_info_input, check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
@@ -62,7 +63,7 @@ from .trajectory_cdr import SerializedTrajectory
 
 
 def _descriptor(spec) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=spec.description)
+    d = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
     if spec.range is not None and isinstance(spec.default, int) and \
             not isinstance(spec.default, bool):
         d.integer_range = [IntegerRange(from_value=spec.range[0], to_value=spec.range[1],
@@ -113,6 +114,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._frame_loss = {}
         self._frame_bytes = {}        # camera -> size of its last serialized frame
         self._heap = HeapWatch()      # gives back the memory a pile-up of frames leaves
+        self._scheduling = policy()   # of the executor thread (schedule_executor_thread)
         # On the timer, frames are preprocessed here, off the executor: a tick never waits
         # for a resize.
         self._worker = FrameWorker(self._install_frame, 'policy_inference_frames')
@@ -126,6 +128,25 @@ class PolicyInferenceNode(LifecycleNode):
             self.trigger_configure()
             if self._state_machine.current_state[1] == 'inactive':
                 self.trigger_activate()
+
+    def schedule_executor_thread(self) -> None:
+        """
+        Run the calling thread, the executor's, under SCHED_FIFO if realtime_priority > 0.
+
+        The frame worker runs one priority below: it holds the GIL and, briefly, the lock a
+        tick needs, and a worker preempted there by another process would stall the tick.
+        """
+        priority = self.get_parameter('realtime_priority').value
+        if priority:
+            try:
+                use_fifo(priority)
+                use_fifo(max(1, priority - 1), self._worker.native_id)
+            except RealtimeError as exc:
+                use_default()
+                self.get_logger().warn(f'realtime_priority: {exc}; the control timer runs '
+                                       f'under the default scheduler')
+        self._scheduling = f'{policy()} (frame worker {policy(self._worker.native_id)})'
+        self.get_logger().info(f'executor thread: {self._scheduling}')
 
     @property
     def hold(self) -> Optional[Hold]:
@@ -684,6 +705,7 @@ class PolicyInferenceNode(LifecycleNode):
                        (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
+        values.append(('scheduling', self._scheduling))
         if self._heap.private is not None:
             values += [('private_memory_mb', f'{self._heap.private / 1e6:.1f}'),
                        ('heap_trims', str(self._heap.trims))]
@@ -736,6 +758,9 @@ def main(args: Optional[list] = None) -> int:
     # The objects of the imports and of the node (48k) leave the garbage collector's scans:
     # a full collection over them took 8 ms, a missed tick at 1080p60; now 0.01 ms.
     gc.freeze()
+    # Before the executor exists: its threads inherit the policy. DDS's threads, started
+    # with the node, keep the default scheduler.
+    node.schedule_executor_thread()
     # rclpy's events executor dispatches in C++: rclpy's Python executor rebuilds its wait
     # set on every wake-up, which cost 0.17 ms of each frame's latency (p50, VGA) and a
     # third of the node's CPU at 30 Hz on the 2-core VM (vision_policy_bench).

@@ -32,6 +32,7 @@ class ParamSpec:
     range: Optional[tuple] = None  # noqa: A003 (inclusive (low, high), enforced by rclpy)
     runtime: bool = False          # may change while the node is configured
     choices: tuple = ()
+    read_only: bool = False        # read once at start: set it at launch
 
 
 PARAMETERS = (
@@ -95,6 +96,12 @@ PARAMETERS = (
                                     'this long in wall time (s)', (0.1, 60.0)),
     ParamSpec('record_path', '', 'write an MCAP recording (inputs used, per-tick data) to this '
                                  'file; empty = no recording; see recording.py'),
+    ParamSpec('realtime_priority', 0, 'run the executor thread (control timer, callbacks) '
+                                      'under SCHED_FIFO at this priority, 1-99, as '
+                                      "ros2_control's update loop; 0 = the default "
+                                      'scheduler. Needs CAP_SYS_NICE or an rtprio limit; '
+                                      'refused: a warning and the default scheduler',
+              (0, 99), read_only=True),
     ParamSpec('plugin_modules', [''], 'modules of observation terms, action terms and sources '
                                       'to load besides the installed entry points (each lists '
                                       'VISION_POLICY_PLUGINS); empty = none'),
@@ -134,6 +141,7 @@ class NodeParams:
     max_joint_step: tuple
     clock_timeout: float
     record_path: str
+    realtime_priority: int
     plugin_modules: tuple
 
     @classmethod

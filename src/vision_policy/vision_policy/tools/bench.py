@@ -120,7 +120,7 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
         'publisher', '--width', str(args.width), '--height', str(args.height),
         '--encoding', args.encoding, '--rate', str(args.rate), '--duration', str(duration),
         '--warmup', str(warmup), '--out', str(sent_file), '--timeout', '60'])
-    samples = []
+    samples, steal = [], []
     try:
         time.sleep(warmup + 0.5)
         proc = psutil.Process(subject.pid) if subject else None
@@ -132,6 +132,7 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
                                    f'{subject.returncode}')
             if proc:
                 samples.append((proc.memory_info().rss,) + resident_parts(proc.pid))
+            steal.append((time.time(), steal_seconds()))
             time.sleep(1.0)
         cpu_s = 0.0
         if proc:
@@ -167,10 +168,12 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
               'expected': phase.count, 'sent': sent, 'frames_received': frames,
               'frames_ratio': frames / sent if sent else 0.0, 'diagnostics': diag,
               'latency_samples_ms': [v * 1e3 for v in latency]}
-    rises = missed_tick_rises(data.get('snapshots', []), published.get('late', ()))
+    rises = missed_tick_rises(data.get('snapshots', []), published.get('late', ()), steal)
     if rises:
         result['missed_ticks_at_s'] = rises
     result['publisher_late_frames'] = len(published.get('late', ()))
+    if len(steal) > 1:
+        result['steal_ms'] = 1e3 * (steal[-1][1] - steal[0][1])
     if len(data['arrivals']) > 2:
         intervals = np.diff(data['arrivals'])
         result['arrival_interval_ms'] = percentiles(intervals)
@@ -180,23 +183,39 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
     return result
 
 
-def missed_tick_rises(snapshots: list, late: list) -> list:
+def missed_tick_rises(snapshots: list, late: list, steal: list = ()) -> list:
     """
-    Return [s after the first status, ticks missed, publisher's lateness ms] per rise.
+    Return [s after the first status, ticks missed, publisher's lateness ms, steal ms].
 
-    ``snapshots`` are the node's (wall time, diagnostics) statuses, ``late`` the
-    publisher's (wall time, ms) late frames. The lateness is the worst in the 2 s before
-    the status that showed the rise (statuses come at 1 Hz): a stall of the camera's
-    process too is one of the machine, not of the node.
+    One row per rise of the node's missed ticks. ``snapshots`` are the node's (wall time,
+    diagnostics) statuses, ``late`` the publisher's (wall time, ms) late frames, ``steal``
+    the bench's (wall time, the machine's cumulative steal time s) samples, about 1 s
+    apart. The lateness is the worst in the 2 s before the status that showed the rise
+    (statuses come at 1 Hz): a stall of the camera's process too is one of the machine,
+    not of the node. The steal time is the hypervisor's, in the samples around those 2 s:
+    time the virtual machine's cores wanted to run and did not.
     """
     rises, previous = [], 0
     for t, d in snapshots:
         missed = int(d.get('missed_ticks', 0))
         if missed > previous:
             worst = max((ms for at, ms in late if t - 2.0 <= at <= t), default=0)
-            rises.append([round(t - snapshots[0][0], 1), missed - previous, worst])
+            before = [s for at, s in steal if at <= t - 2.0]
+            after = [s for at, s in steal if at >= t]
+            stolen = round(1e3 * (after[0] - before[-1]), 1) if before and after else None
+            rises.append([round(t - snapshots[0][0], 1), missed - previous, worst, stolen])
             previous = missed
     return rises
+
+
+def steal_seconds() -> float:
+    """Return the machine's steal time so far (s, all cores; /proc/stat; NaN elsewhere)."""
+    try:
+        with open('/proc/stat') as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return float('nan')
 
 
 def wake_cost(samples: int = 60, sleep_s: float = 1 / 30) -> dict:
@@ -390,7 +409,13 @@ def print_table(res: dict) -> None:
             for s, v in res['ours']['stages'].items()))
     if res.get('timer', {}).get('missed_ticks_at_s'):
         print("timer: missed ticks at [s after the first status, count, the publisher's "
-              f"lateness then (ms)]: {res['timer']['missed_ticks_at_s']}")
+              "lateness then (ms), the machine's steal time then (ms)]: "
+              f"{res['timer']['missed_ticks_at_s']}")
+    steal = {n: res[n]['steal_ms'] for n in ('echo', 'ours', 'baseline', 'timer')
+             if 'steal_ms' in res.get(n, {})}
+    if steal:
+        print("the machine's steal time (hypervisor; ms, all cores): " +
+              ', '.join(f'{n} {v:.0f}' for n, v in steal.items()))
     lost = {n: res[n]['diagnostics'].get('images_lost') for n in ('ours', 'timer')
             if n in res and 'images_lost' in res[n]['diagnostics']}
     if lost:

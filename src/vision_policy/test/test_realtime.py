@@ -1,0 +1,161 @@
+"""
+realtime_priority: the executor thread under SCHED_FIFO, everything else not.
+
+Where this machine refuses SCHED_FIFO (no CAP_SYS_NICE, no rtprio limit), the node must say
+so and run under the default scheduler; where it allows it, the executor's threads run
+under it and DDS's, the frame worker's and the recorder's do not.
+"""
+
+import os
+from pathlib import Path
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+from rclpy.parameter import Parameter
+import pytest
+from test_node import Rig  # noqa: I100 (test helper)
+from test_recording import make_core, TOPICS  # noqa: I100 (test helper)
+from vision_policy import realtime
+from vision_policy.recording import Recorder, RecordingInfo
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
+                                reason='SCHED_FIFO and /proc are Linux')
+
+
+def in_thread(function):
+    """Run function on a new thread (this one keeps its policy); return its result."""
+    out = {}
+
+    def run():
+        try:
+            out['value'] = function()
+        except BaseException as exc:  # noqa: B902 (re-raised in the caller)
+            out['error'] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if 'error' in out:
+        raise out['error']
+    return out['value']
+
+
+def fifo_allowed() -> bool:
+    def probe():
+        try:
+            realtime.use_fifo(1)
+        except realtime.RealtimeError:
+            return False
+        return True
+    return in_thread(probe)
+
+
+def thread_policies(pid: int) -> dict:
+    """{tid: (name, policy, priority)} of a process's threads (/proc/<pid>/task/*/stat)."""
+    out = {}
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            stat = (task / 'stat').read_text()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index('(') + 1:stat.rindex(')')]
+        fields = stat[stat.rindex(')') + 2:].split()
+        # Fields 40 and 41 of proc_pid_stat(5): rt_priority, policy.
+        out[int(task.name)] = (name, int(fields[38]), int(fields[37]))
+    return out
+
+
+def test_a_thread_under_fifo_passes_it_on_and_a_thread_can_leave_it():
+    if not fifo_allowed():
+        pytest.skip('this machine refuses SCHED_FIFO')
+
+    def run():
+        realtime.use_fifo(7)
+        inherited = in_thread(realtime.policy)
+        left = in_thread(lambda: (realtime.use_default(), realtime.policy())[1])
+        return realtime.policy(), inherited, left
+    assert in_thread(run) == ('SCHED_FIFO 7', 'SCHED_FIFO 7', 'SCHED_OTHER')
+    assert realtime.policy() == 'SCHED_OTHER'  # the test's own thread never changed
+
+
+def test_a_refused_priority_says_how_to_allow_it(monkeypatch):
+    def refuse(*_):
+        raise PermissionError(1, 'Operation not permitted')
+    monkeypatch.setattr(os, 'sched_setscheduler', refuse)
+    with pytest.raises(realtime.RealtimeError, match=r'ulimit -r.*CAP_SYS_NICE.*rtprio'):
+        realtime.use_fifo(50)
+    for bad in (0, 100, -1):
+        with pytest.raises(ValueError, match='expected 1-99'):
+            realtime.use_fifo(bad)
+
+
+def test_the_recorder_writes_under_the_default_scheduler(tmp_path, model_path):
+    """A lifecycle configure on the executor thread starts the recorder from there."""
+    if not fifo_allowed():
+        pytest.skip('this machine refuses SCHED_FIFO')
+    core = make_core(model_path, None)
+
+    def start():
+        realtime.use_fifo(5)
+        return Recorder(tmp_path / 'r.mcap', RecordingInfo.for_core(core, model_path, TOPICS))
+    recorder = in_thread(start)
+    try:
+        tid = recorder._thread.native_id
+        deadline = time.monotonic() + 30
+        while thread_policies(os.getpid())[tid][1:] != (os.SCHED_OTHER, 0):
+            assert time.monotonic() < deadline, 'the writer thread kept SCHED_FIFO'
+            time.sleep(0.01)
+    finally:
+        recorder.close()
+
+
+def test_realtime_priority_is_read_only_and_reported(harness, model_path):
+    rig = Rig(harness, model_path)
+    result = rig.node.set_parameters([Parameter('realtime_priority', value=10)])[0]
+    assert not result.successful
+    values = {kv.key: kv.value for kv in rig.node.diagnostics().values}
+    assert values['scheduling'] == 'SCHED_OTHER'  # made by this test's thread
+
+
+WITHOUT_SYS_NICE = ['setpriv', '--bounding-set', '-sys_nice', '--inh-caps', '-sys_nice']
+
+
+@pytest.mark.parametrize('capabilities', ['as given', 'without CAP_SYS_NICE'])
+def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(model_path,
+                                                                          capabilities):
+    allowed, prefix = fifo_allowed(), []
+    if capabilities != 'as given':
+        if not shutil.which('setpriv') or os.geteuid() != 0:
+            pytest.skip('needs root and setpriv to take CAP_SYS_NICE away')
+        allowed = resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
+        prefix = WITHOUT_SYS_NICE
+    proc = subprocess.Popen(
+        prefix + [sys.executable, '-m', 'vision_policy.node', '--ros-args', '-p',
+         f'model_path:={model_path}', '-p', 'autostart:=true', '-p', 'realtime_priority:=10'],
+        env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    log = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any('executor thread:' in line for line in log):
+            assert proc.poll() is None and time.monotonic() < deadline, ''.join(log)
+            log.append(proc.stdout.readline())
+        text = ''.join(log)
+        threads = thread_policies(proc.pid)
+        if allowed:
+            assert 'executor thread: SCHED_FIFO 10 (frame worker SCHED_FIFO 9)' in text, text
+            assert threads[proc.pid][1:] == (os.SCHED_FIFO, 10)
+            assert sum(t[1:] == (os.SCHED_FIFO, 9) for t in threads.values()) == 1, threads
+            dds = [t[1] for t in threads.values() if t[0].startswith('dds.')]
+            assert dds and all(p == os.SCHED_OTHER for p in dds), threads
+        else:
+            assert re.search(r'realtime_priority: SCHED_FIFO priority 10 refused.*'
+                             r'default scheduler', text), text
+            assert 'executor thread: SCHED_OTHER (frame worker SCHED_OTHER)' in text, text
+    finally:
+        proc.terminate()
+        proc.wait(30)
