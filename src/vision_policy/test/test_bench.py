@@ -2,7 +2,11 @@
 
 import json
 import math
+from pathlib import Path
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,7 +16,8 @@ from vision_policy.tools import bench
 def test_bench_short_mode(tmp_path, model_path, capsys):
     out = tmp_path / 'bench'
     rc = bench.main(['--model', str(model_path), '--ticks', '40', '--timer-ticks', '60',
-                     '--ort-runs', '50', '--width', '320', '--height', '240', '--out', str(out)])
+                     '--ort-runs', '50', '--width', '320', '--height', '240', '--out', str(out),
+                     '--stall-probe'])
     assert rc == 0
     res = json.loads((out / 'bench.json').read_text())
     assert (out / 'bench_latency.png').stat().st_size > 1000
@@ -38,6 +43,8 @@ def test_bench_short_mode(tmp_path, model_path, capsys):
     assert 0 < res['wake_us']['back_to_back'] and 0 < res['wake_us']['after_sleep']
     if sys.platform.startswith('linux'):
         assert all(res[p]['steal_ms'] >= 0 for p in ('echo', 'ours', 'baseline', 'timer'))
+        probe = res['timer']['stall_probe']
+        assert probe['cores'] == bench.probe_cpus() and probe['wakeups'] > 0
     if sys.platform.startswith('linux'):  # /proc/<pid>/status: RssAnon, RssShmem
         rss = res['ours']['rss_mb']
         assert math.isfinite(rss['growth_private']) and math.isfinite(rss['growth_shared'])
@@ -48,13 +55,48 @@ def test_missed_ticks_are_paired_with_the_publishers_lateness_before_them():
     snapshots = [(100.0, {'missed_ticks': '0'}), (101.0, {'missed_ticks': '2'}),
                  (102.0, {'missed_ticks': '2'}), (103.0, {'missed_ticks': '3'})]
     late = [(99.5, 40.0), (100.5, 25.0), (100.9, 12.0)]  # the first is 1.5 s before 101
-    assert bench.missed_tick_rises(snapshots, late) == [[1.0, 2, 40.0, None],
-                                                        [3.0, 1, 0, None]]
+    assert bench.missed_tick_rises(snapshots, late) == [[1.0, 2, 40.0, None, None],
+                                                        [3.0, 1, 0, None, None]]
     assert bench.missed_tick_rises([], late) == []
     # The steal time around each window: samples at or before t - 2 and at or after t.
     steal = [(98.5, 1.0), (99.5, 1.0), (100.5, 1.25), (101.5, 1.25), (102.5, 1.25)]
     rises = bench.missed_tick_rises(snapshots, late, steal)
     assert [r[3] for r in rises] == [250.0, None]  # no sample yet at or after 103
+    assert [r[4] for r in rises] == [None, None]   # no stall probe ran
+    stalls = [(99.9, 30.5, 0), (100.2, 12.0, 1), (102.5, 6.0, 1)]
+    assert [r[4] for r in bench.missed_tick_rises(snapshots, late, steal, stalls)] == \
+        [30.5, 6.0]
+    assert [r[4] for r in bench.missed_tick_rises(snapshots, late, steal, [])] == [0, 0]
+
+
+def test_stall_probes_are_merged_by_time():
+    probes = [{'cpu': 0, 'fifo': True, 'wakeups': 100, 'late': [(5.0, 12.5)]},
+              {'cpu': 1, 'fifo': False, 'wakeups': 90, 'late': [(2.0, 4.5), (6.0, 30.0)]}]
+    merged = bench.stall_figures(probes)
+    assert merged['late'] == [(2.0, 4.5, 1), (5.0, 12.5, 0), (6.0, 30.0, 1)]
+    assert (merged['wakeups'], merged['over_10ms'], merged['worst_ms']) == (190, 2, 30.0)
+    assert merged['cores'] == [0, 1] and not merged['fifo']
+    assert bench.stall_figures([]) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='core affinity is Linux')
+def test_the_stall_probe_wakes_on_its_core_and_writes_on_sigint(tmp_path):
+    out = tmp_path / 'probe.json'
+    cpu = bench.probe_cpus()[-1]
+    proc = subprocess.Popen(bench.ROLES + ['stall_probe', '--cpu', str(cpu), '--out',
+                                           str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        status = Path(f'/proc/{proc.pid}/status')
+        while f'Cpus_allowed_list:\t{cpu}\n' not in status.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    data = json.loads(out.read_text())
+    assert data['cpu'] == cpu and data['wakeups'] >= 1
+    assert all(ms > 4.0 for _, ms in data['late'])
 
 
 def test_steal_time_is_read_from_the_machines_counters():

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from rclpy.parameter import Parameter
 import pytest
+from rclpy.parameter import Parameter
 from test_node import Rig  # noqa: I100 (test helper)
 from test_recording import make_core, TOPICS  # noqa: I100 (test helper)
 from vision_policy import realtime
@@ -125,18 +125,19 @@ WITHOUT_SYS_NICE = ['setpriv', '--bounding-set', '-sys_nice', '--inh-caps', '-sy
 
 
 @pytest.mark.parametrize('capabilities', ['as given', 'without CAP_SYS_NICE'])
-def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(model_path,
-                                                                          capabilities):
+def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(
+        model_path, capabilities):
     allowed, prefix = fifo_allowed(), []
     if capabilities != 'as given':
         if not shutil.which('setpriv') or os.geteuid() != 0:
             pytest.skip('needs root and setpriv to take CAP_SYS_NICE away')
         allowed = resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
         prefix = WITHOUT_SYS_NICE
+    command = [sys.executable, '-m', 'vision_policy.node', '--ros-args', '-p',
+               f'model_path:={model_path}', '-p', 'autostart:=true', '-p',
+               'realtime_priority:=10']
     proc = subprocess.Popen(
-        prefix + [sys.executable, '-m', 'vision_policy.node', '--ros-args', '-p',
-         f'model_path:={model_path}', '-p', 'autostart:=true', '-p', 'realtime_priority:=10'],
-        env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
+        prefix + command, env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     log = []
     try:

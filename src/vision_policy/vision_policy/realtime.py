@@ -53,7 +53,7 @@ def use_default() -> None:
 
 
 def policy(thread_id: int = 0) -> str:
-    """Return a thread's policy (0: the caller's): 'SCHED_FIFO 50', 'SCHED_OTHER', ..."""
+    """Return the policy of a thread (0: the caller): 'SCHED_FIFO 50', 'SCHED_OTHER', ..."""
     if not hasattr(os, 'sched_getscheduler'):
         return 'unknown'
     kind = os.sched_getscheduler(thread_id)

@@ -116,6 +116,10 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
     listener = subprocess.Popen(ROLES + ['listener', '--count', '0', '--out', str(out),
                                          '--timeout', str(duration + warmup + 90)])
     subject = subprocess.Popen(phase.subject) if phase.subject else None
+    probes = [(workdir / f'{phase.name}_probe{cpu}.json',
+               subprocess.Popen(ROLES + ['stall_probe', '--cpu', str(cpu), '--out',
+                                         str(workdir / f'{phase.name}_probe{cpu}.json')]))
+              for cpu in (probe_cpus() if args.stall_probe else ())]
     publisher = subprocess.Popen(ROLES + [
         'publisher', '--width', str(args.width), '--height', str(args.height),
         '--encoding', args.encoding, '--rate', str(args.rate), '--duration', str(duration),
@@ -147,6 +151,10 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
         _stop(subject)
         _stop(publisher)
         _stop(listener, signal.SIGTERM)
+        for _, probe in probes:
+            _stop(probe)
+    stalls = stall_figures([json.loads(path.read_text()) for path, _ in probes
+                            if path.exists()])
     data = json.loads(out.read_text()) if out.exists() else {'latency_s': [], 'arrivals': []}
     published = json.loads(sent_file.read_text()) if sent_file.exists() else {}
     sent = published.get('sent', 0)
@@ -168,7 +176,10 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
               'expected': phase.count, 'sent': sent, 'frames_received': frames,
               'frames_ratio': frames / sent if sent else 0.0, 'diagnostics': diag,
               'latency_samples_ms': [v * 1e3 for v in latency]}
-    rises = missed_tick_rises(data.get('snapshots', []), published.get('late', ()), steal)
+    rises = missed_tick_rises(data.get('snapshots', []), published.get('late', ()), steal,
+                              stalls['late'] if stalls else None)
+    if stalls:
+        result['stall_probe'] = stalls
     if rises:
         result['missed_ticks_at_s'] = rises
     result['publisher_late_frames'] = len(published.get('late', ()))
@@ -183,17 +194,22 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
     return result
 
 
-def missed_tick_rises(snapshots: list, late: list, steal: list = ()) -> list:
+def missed_tick_rises(snapshots: list, late: list, steal: list = (),
+                      stalls: Optional[list] = None) -> list:
     """
-    Return [s after the first status, ticks missed, publisher's lateness ms, steal ms].
+    Return one row per rise of the node's missed ticks.
 
-    One row per rise of the node's missed ticks. ``snapshots`` are the node's (wall time,
-    diagnostics) statuses, ``late`` the publisher's (wall time, ms) late frames, ``steal``
-    the bench's (wall time, the machine's cumulative steal time s) samples, about 1 s
-    apart. The lateness is the worst in the 2 s before the status that showed the rise
-    (statuses come at 1 Hz): a stall of the camera's process too is one of the machine,
-    not of the node. The steal time is the hypervisor's, in the samples around those 2 s:
-    time the virtual machine's cores wanted to run and did not.
+    Each row: [s after the first status, ticks missed, the publisher's lateness ms, the
+    steal time ms, the stall probes' worst lateness ms].
+
+    ``snapshots`` are the node's (wall time, diagnostics) statuses, ``late`` the
+    publisher's (wall time, ms) late frames, ``steal`` the bench's (wall time, the
+    machine's cumulative steal time s) samples, about 1 s apart, ``stalls`` the stall
+    probes' (wall time, ms late, core) late wake-ups (None: no probe ran). Lateness is the
+    worst in the 2 s before the status that showed the rise (statuses come at 1 Hz): a
+    stall of the camera's process, or of a probe that runs ahead of every thread, is one
+    of the machine, not of the node. The steal time is the hypervisor's account, in the
+    samples around those 2 s, of time the machine's cores wanted to run and did not.
     """
     rises, previous = [], 0
     for t, d in snapshots:
@@ -203,9 +219,29 @@ def missed_tick_rises(snapshots: list, late: list, steal: list = ()) -> list:
             before = [s for at, s in steal if at <= t - 2.0]
             after = [s for at, s in steal if at >= t]
             stolen = round(1e3 * (after[0] - before[-1]), 1) if before and after else None
-            rises.append([round(t - snapshots[0][0], 1), missed - previous, worst, stolen])
+            probe = None if stalls is None else \
+                max((ms for at, ms, _ in stalls if t - 2.0 <= at <= t), default=0)
+            rises.append([round(t - snapshots[0][0], 1), missed - previous, worst, stolen,
+                          probe])
             previous = missed
     return rises
+
+
+def probe_cpus(limit: int = 16) -> list:
+    """Return the cores the stall probes watch: this process's, at most limit of them."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else []
+    return cores[:limit]
+
+
+def stall_figures(probes: list) -> Optional[dict]:
+    """Merge the stall probes' files: wake-ups, late ones (wall time, ms, core), worst."""
+    if not probes:
+        return None
+    late = sorted((t, ms, p['cpu']) for p in probes for t, ms in p['late'])
+    return {'cores': [p['cpu'] for p in probes], 'fifo': all(p['fifo'] for p in probes),
+            'wakeups': sum(p['wakeups'] for p in probes), 'late': late,
+            'over_10ms': sum(ms > 10 for _, ms, _ in late),
+            'worst_ms': max((ms for _, ms, _ in late), default=0.0)}
 
 
 def steal_seconds() -> float:
@@ -409,8 +445,15 @@ def print_table(res: dict) -> None:
             for s, v in res['ours']['stages'].items()))
     if res.get('timer', {}).get('missed_ticks_at_s'):
         print("timer: missed ticks at [s after the first status, count, the publisher's "
-              "lateness then (ms), the machine's steal time then (ms)]: "
-              f"{res['timer']['missed_ticks_at_s']}")
+              "lateness then (ms), the machine's steal time then (ms), the stall probe's "
+              f"lateness then (ms)]: {res['timer']['missed_ticks_at_s']}")
+    for name in ('echo', 'ours', 'baseline', 'timer'):
+        probe = res.get(name, {}).get('stall_probe')
+        if probe:
+            print(f"{name}: stall probe (SCHED_FIFO 99, 5 ms, cores {probe['cores']}"
+                  f"{'' if probe['fifo'] else ', FIFO refused'}): {len(probe['late'])} of "
+                  f"{probe['wakeups']} wake-ups over 4 ms late, {probe['over_10ms']} over "
+                  f"10 ms, worst {probe['worst_ms']:.1f} ms")
     steal = {n: res[n]['steal_ms'] for n in ('echo', 'ours', 'baseline', 'timer')
              if 'steal_ms' in res.get(n, {})}
     if steal:
@@ -449,6 +492,11 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                         help='a policy_inference parameter for the ours and timer phases '
                              '(repeatable), e.g. intra_op_threads:=2')
+    parser.add_argument('--stall-probe', action='store_true',
+                        help='watch every core with a SCHED_FIFO 99 thread waking every 5 ms '
+                             "and report the machine's stalls beside the node's missed ticks "
+                             '(the probes wake the cores: they change what is measured a '
+                             'little)')
     parser.add_argument('--strict', action='store_true',
                         help='exit status 1 when a target is missed')
     parser.add_argument('--fastdds-default', action='store_true',
@@ -476,7 +524,7 @@ def main(argv: Optional[list] = None) -> int:
                       'rate': args.rate, 'ticks': args.ticks, 'timer_ticks': args.timer_ticks,
                       'timer_dt': args.timer_dt, 'model': args.model, 'cores': os.cpu_count(),
                       'providers': args.providers or 'default',
-                      'node_params': list(args.node_param),
+                      'node_params': list(args.node_param), 'stall_probe': args.stall_probe,
                       'fastdds_profile': os.environ.get(PROFILE_ENV, '')},
            'load_start': [round(v, 2) for v in os.getloadavg()],
            'wake_us': wake_cost(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import array
 import json
+import os
 import signal
 import sys
 import time
@@ -178,6 +179,40 @@ def baseline(args) -> None:
     _spin(node)
 
 
+def stall_probe(args) -> None:
+    """
+    Wake every 5 ms on one core under SCHED_FIFO 99; record each wake-up over 4 ms late.
+
+    A thread that runs ahead of every other one and still wakes late was not run by the
+    machine: the virtual machine's core stalled, where the hypervisor's steal time may not
+    show it. On SIGINT or SIGTERM writes ``--out``: the core, whether SCHED_FIFO was
+    granted, the wake-ups, and each late one as (wall time, ms late). No ROS.
+    """
+    from ..realtime import RealtimeError, use_fifo
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(True))
+    os.sched_setaffinity(0, {args.cpu})
+    try:
+        use_fifo(99)
+        fifo = True
+    except RealtimeError:
+        fifo = False
+    period, late, wakeups = 0.005, [], 0
+    due = time.monotonic() + period
+    while True:  # at least one wake-up, however early the signal comes
+        time.sleep(max(0.0, due - time.monotonic()))
+        now = time.monotonic()
+        wakeups += 1
+        if now - due > 0.004:
+            late.append((time.time(), round((now - due) * 1e3, 1)))
+        due = max(due + period, now)
+        if stop:
+            break
+    with open(args.out, 'w') as f:
+        json.dump({'cpu': args.cpu, 'fifo': fifo, 'wakeups': wakeups, 'late': late}, f)
+
+
 def _spin(node) -> None:
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:
@@ -189,7 +224,8 @@ def _spin(node) -> None:
 def main(argv=None) -> int:
     """Dispatch to a role."""
     parser = argparse.ArgumentParser(prog='bench_roles')
-    parser.add_argument('role', choices=['publisher', 'listener', 'echo', 'baseline'])
+    parser.add_argument('role', choices=['publisher', 'listener', 'echo', 'baseline',
+                                         'stall_probe'])
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--encoding', default='rgb8', choices=sorted(PIXEL_BYTES))
@@ -200,7 +236,11 @@ def main(argv=None) -> int:
     parser.add_argument('--timeout', type=float, default=600.0)
     parser.add_argument('--out', default='listener.json')
     parser.add_argument('--model', default='')
+    parser.add_argument('--cpu', type=int, default=0, help='stall_probe: the core to watch')
     args = parser.parse_args(argv)
+    if args.role == 'stall_probe':
+        stall_probe(args)
+        return 0
     rclpy.init()
     try:
         {'publisher': publisher, 'listener': listener, 'echo': echo,
