@@ -2,8 +2,8 @@
 realtime_priority: the executor thread under SCHED_FIFO, everything else not.
 
 Where this machine refuses SCHED_FIFO (no CAP_SYS_NICE, no rtprio limit), the node must say
-so and run under the default scheduler; where it allows it, the executor's threads run
-under it and DDS's, the frame worker's and the recorder's do not.
+so and run under the default scheduler; where it allows it, the executor's threads and the
+frame worker run under it, and DDS's threads and those configure starts do not.
 """
 
 import os
@@ -19,9 +19,7 @@ import time
 import pytest
 from rclpy.parameter import Parameter
 from test_node import Rig  # noqa: I100 (test helper)
-from test_recording import make_core, TOPICS  # noqa: I100 (test helper)
 from vision_policy import realtime
-from vision_policy.recording import Recorder, RecordingInfo
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
                                 reason='SCHED_FIFO and /proc are Linux')
@@ -93,24 +91,34 @@ def test_a_refused_priority_says_how_to_allow_it(monkeypatch):
             realtime.use_fifo(bad)
 
 
-def test_the_recorder_writes_under_the_default_scheduler(tmp_path, model_path):
-    """A lifecycle configure on the executor thread starts the recorder from there."""
+def test_threads_started_in_a_default_scheduler_block_do_not_inherit_fifo():
     if not fifo_allowed():
         pytest.skip('this machine refuses SCHED_FIFO')
-    core = make_core(model_path, None)
 
-    def start():
+    def run():
         realtime.use_fifo(5)
-        return Recorder(tmp_path / 'r.mcap', RecordingInfo.for_core(core, model_path, TOPICS))
-    recorder = in_thread(start)
-    try:
-        tid = recorder._thread.native_id
-        deadline = time.monotonic() + 30
-        while thread_policies(os.getpid())[tid][1:] != (os.SCHED_OTHER, 0):
-            assert time.monotonic() < deadline, 'the writer thread kept SCHED_FIFO'
-            time.sleep(0.01)
-    finally:
-        recorder.close()
+        with realtime.default_scheduler():
+            inside, started = realtime.policy(), in_thread(realtime.policy)
+        return inside, started, realtime.policy()
+    assert in_thread(run) == ('SCHED_OTHER', 'SCHED_OTHER', 'SCHED_FIFO 5')
+
+
+def test_a_lifecycle_configure_on_a_fifo_thread_starts_the_recorder_without_it(
+        harness, model_path, tmp_path):
+    """The recorder's writer and onnxruntime's threads start in configure."""
+    if not fifo_allowed():
+        pytest.skip('this machine refuses SCHED_FIFO')
+    rig = Rig(harness, model_path, autostart=False, record_path=str(tmp_path / 'r.mcap'))
+
+    def configure():
+        realtime.use_fifo(5)
+        rig.node.trigger_configure()
+        return realtime.policy()
+    assert in_thread(configure) == 'SCHED_FIFO 5'
+    recorder = rig.node._recorder
+    assert recorder is not None, rig.node.error
+    assert thread_policies(os.getpid())[recorder._thread.native_id][1:] == \
+        (os.SCHED_OTHER, 0)
 
 
 def test_realtime_priority_is_read_only_and_reported(harness, model_path):

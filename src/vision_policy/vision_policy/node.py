@@ -53,7 +53,7 @@ from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReaso
     InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
-from .realtime import policy, RealtimeError, use_default, use_fifo
+from .realtime import default_scheduler, policy, RealtimeError, use_default, use_fifo
 from .recording import camera_info_input, check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
@@ -157,7 +157,10 @@ class PolicyInferenceNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and card, check them against each other, open the topics."""
         try:
-            self._configure()
+            # A lifecycle configure runs on the executor thread: the threads it starts
+            # (onnxruntime's, the recorder's) must not inherit its SCHED_FIFO.
+            with default_scheduler():
+                self._configure()
         except (CardError, ModelError, ParameterError, ValueError) as exc:
             self._release()
             self.error = str(exc)

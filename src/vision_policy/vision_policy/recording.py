@@ -42,8 +42,6 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from .realtime import use_default
-
 FORMAT_VERSION = 1
 METADATA_NAME = 'vision_policy'
 # 80 '=' then 'MSG: pkg/msg/Type': rosbag2's ros2msg delimiter between definitions.
@@ -428,9 +426,6 @@ class Recorder:
     # -- writer thread ----------------------------------------------------------------
     def _run(self) -> None:
         from rclpy.serialization import serialize_message
-        # A lifecycle configure runs on the executor thread, whose SCHED_FIFO (parameter
-        # realtime_priority) this thread would inherit: disk writes must not preempt ticks.
-        use_default()
         while True:
             item = self._queue.get()
             if item is None:
