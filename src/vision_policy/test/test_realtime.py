@@ -122,53 +122,12 @@ def test_a_lifecycle_configure_on_a_fifo_thread_starts_the_recorder_without_it(
         (os.SCHED_OTHER, 0)
 
 
-def cpu_latency_now() -> int:
-    """Return the CPU wake-up latency limit now (us; the least of every holder's)."""
-    fd = os.open(realtime.CpuLatency.DEVICE, os.O_RDONLY)
-    try:
-        return int.from_bytes(os.read(fd, 4), sys.byteorder, signed=True)
-    finally:
-        os.close(fd)
-
-
-def cpu_latency_writable() -> bool:
-    return os.access(realtime.CpuLatency.DEVICE, os.W_OK)
-
-
-def test_the_cpu_latency_limit_holds_while_open_and_goes_with_close():
-    if not cpu_latency_writable():
-        pytest.skip(f'{realtime.CpuLatency.DEVICE} is not writable here')
-    before = cpu_latency_now()
-    held = realtime.CpuLatency(3)
-    try:
-        assert cpu_latency_now() <= 3 and held.microseconds == 3
-    finally:
-        held.close()
-        held.close()  # twice is harmless
-    deadline = time.monotonic() + 30
-    while cpu_latency_now() != before:  # another process may hold one meanwhile
-        assert time.monotonic() < deadline, (cpu_latency_now(), before)
-        time.sleep(0.01)
-
-
-def test_a_cpu_latency_refused_says_what_is_needed(monkeypatch):
-    def refuse(*_):
-        raise PermissionError(13, 'Permission denied')
-    monkeypatch.setattr(os, 'open', refuse)
-    with pytest.raises(realtime.RealtimeError, match='cpu_dma_latency: Permission denied.*'
-                                                     'write access'):
-        realtime.CpuLatency(0)
-    with pytest.raises(ValueError, match='expected >= 0'):
-        realtime.CpuLatency(-1)
-
-
 def test_realtime_priority_is_read_only_and_reported(harness, model_path):
     rig = Rig(harness, model_path)
     result = rig.node.set_parameters([Parameter('realtime_priority', value=10)])[0]
     assert not result.successful
     values = {kv.key: kv.value for kv in rig.node.diagnostics().values}
     assert values['scheduling'] == 'SCHED_OTHER'  # made by this test's thread
-    assert values['cpu_latency_us'] == 'not held'  # the default, -1, leaves the machine's
 
 
 WITHOUT_SYS_NICE = ['setpriv', '--bounding-set', '-sys_nice', '--inh-caps', '-sys_nice']
@@ -185,7 +144,7 @@ def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(
         prefix = WITHOUT_SYS_NICE
     command = [sys.executable, '-m', 'vision_policy.node', '--ros-args', '-p',
                f'model_path:={model_path}', '-p', 'autostart:=true', '-p',
-               'realtime_priority:=10', '-p', 'cpu_latency_us:=200']
+               'realtime_priority:=10']
     proc = subprocess.Popen(
         prefix + command, env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
@@ -195,16 +154,8 @@ def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(
         while not any('executor thread:' in line for line in log):
             assert proc.poll() is None and time.monotonic() < deadline, ''.join(log)
             log.append(proc.stdout.readline())
-        while not any('cpu_latency_us' in line or 'latency held' in line for line in log):
-            assert proc.poll() is None and time.monotonic() < deadline, ''.join(log)
-            log.append(proc.stdout.readline())
         text = ''.join(log)
         threads = thread_policies(proc.pid)
-        if cpu_latency_writable():
-            assert 'CPU wake-up latency held at 200 us' in text, text
-            assert cpu_latency_now() <= 200
-        else:
-            assert 'cpu_latency_us: /dev/cpu_dma_latency' in text, text
         if allowed:
             assert 'executor thread: SCHED_FIFO 10 (frame worker SCHED_FIFO 9)' in text, text
             assert threads[proc.pid][1:] == (os.SCHED_FIFO, 10)

@@ -53,8 +53,7 @@ from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReaso
     InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
-from .realtime import CpuLatency, default_scheduler, policy, RealtimeError, use_default, \
-    use_fifo
+from .realtime import default_scheduler, policy, RealtimeError, use_default, use_fifo
 from .recording import camera_info_input, check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
@@ -116,7 +115,6 @@ class PolicyInferenceNode(LifecycleNode):
         self._frame_bytes = {}        # camera -> size of its last serialized frame
         self._heap = HeapWatch()      # gives back the memory a pile-up of frames leaves
         self._scheduling = policy()   # of the executor thread (schedule_executor_thread)
-        self._cpu_latency: Optional[CpuLatency] = None  # held by hold_cpu_latency
         # On the timer, frames are preprocessed here, off the executor: a tick never waits
         # for a resize.
         self._worker = FrameWorker(self._install_frame, 'policy_inference_frames')
@@ -149,19 +147,6 @@ class PolicyInferenceNode(LifecycleNode):
                                        f'under the default scheduler')
         self._scheduling = f'{policy()} (frame worker {policy(self._worker.native_id)})'
         self.get_logger().info(f'executor thread: {self._scheduling}')
-
-    def hold_cpu_latency(self) -> None:
-        """Hold /dev/cpu_dma_latency at cpu_latency_us (>= 0) until the node is destroyed."""
-        microseconds = self.get_parameter('cpu_latency_us').value
-        if microseconds < 0:
-            return
-        try:
-            self._cpu_latency = CpuLatency(microseconds)
-        except RealtimeError as exc:
-            self.get_logger().warn(f'cpu_latency_us: {exc}; the cores idle as the machine '
-                                   f'sets')
-            return
-        self.get_logger().info(f'CPU wake-up latency held at {microseconds} us')
 
     @property
     def hold(self) -> Optional[Hold]:
@@ -308,9 +293,6 @@ class PolicyInferenceNode(LifecycleNode):
         """Stop the frame worker, finish the recording, if any, then destroy the node."""
         self._worker.stop()
         self._stop_recording()
-        if self._cpu_latency is not None:
-            self._cpu_latency.close()
-            self._cpu_latency = None
         super().destroy_node()
 
     def _subscribe_source(self, source):
@@ -727,8 +709,6 @@ class PolicyInferenceNode(LifecycleNode):
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
         values.append(('scheduling', self._scheduling))
-        values.append(('cpu_latency_us', 'not held' if self._cpu_latency is None else
-                       str(self._cpu_latency.microseconds)))
         if self._heap.private is not None:
             values += [('private_memory_mb', f'{self._heap.private / 1e6:.1f}'),
                        ('heap_trims', str(self._heap.trims))]
@@ -784,7 +764,6 @@ def main(args: Optional[list] = None) -> int:
     # Before the executor exists: its threads inherit the policy. DDS's threads, started
     # with the node, keep the default scheduler.
     node.schedule_executor_thread()
-    node.hold_cpu_latency()
     # rclpy's events executor dispatches in C++: rclpy's Python executor rebuilds its wait
     # set on every wake-up, which cost 0.17 ms of each frame's latency (p50, VGA) and a
     # third of the node's CPU at 30 Hz on the 2-core VM (vision_policy_bench).

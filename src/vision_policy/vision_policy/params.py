@@ -102,12 +102,6 @@ PARAMETERS = (
                                       'scheduler. Needs CAP_SYS_NICE or an rtprio limit; '
                                       'refused: a warning and the default scheduler',
               (0, 99), read_only=True),
-    ParamSpec('cpu_latency_us', -1, "hold the machine's CPU wake-up latency limit "
-                                    '(/dev/cpu_dma_latency) at this many microseconds while '
-                                    'the node runs; 0 = cores poll instead of halting when '
-                                    "idle; -1 = leave the machine's setting. Needs write "
-                                    'access to the device; refused: a warning',
-              (-1, 1000000), read_only=True),
     ParamSpec('plugin_modules', [''], 'modules of observation terms, action terms and sources '
                                       'to load besides the installed entry points (each lists '
                                       'VISION_POLICY_PLUGINS); empty = none'),
@@ -148,7 +142,6 @@ class NodeParams:
     clock_timeout: float
     record_path: str
     realtime_priority: int
-    cpu_latency_us: int
     plugin_modules: tuple
 
     @classmethod

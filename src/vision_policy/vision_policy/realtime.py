@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 import os
-import sys
 
 PRIORITIES = (1, 99)
 
@@ -85,39 +84,6 @@ def policy(thread_id: int = 0) -> str:
     if kind in (getattr(os, 'SCHED_FIFO', None), getattr(os, 'SCHED_RR', None)):
         return f'{name} {os.sched_getparam(thread_id).sched_priority}'
     return name
-
-
-class CpuLatency:
-    """
-    Hold the kernel's CPU wake-up latency limit (PM QoS, ``/dev/cpu_dma_latency``) while open.
-
-    With 0 the cores never enter an idle state deeper than polling: a woken thread starts
-    at once instead of after the core's exit from halt (in a virtual machine, after its
-    host has run the halted virtual core again). Every core then stays busy while idle:
-    more power, and in a virtual machine a whole host core per virtual core. The limit
-    holds for the whole machine until ``close`` or the end of the process. Needs write
-    access to the device (root, or a udev rule).
-    """
-
-    DEVICE = '/dev/cpu_dma_latency'
-
-    def __init__(self, microseconds: int):
-        self._fd = None
-        if microseconds < 0:
-            raise ValueError(f'CPU latency {microseconds} us: expected >= 0')
-        try:
-            self._fd = os.open(self.DEVICE, os.O_WRONLY)
-        except OSError as exc:
-            raise RealtimeError(f'{self.DEVICE}: {exc.strerror}; the node needs write access '
-                                f'to it (root, or a udev rule for its group)') from None
-        os.write(self._fd, int(microseconds).to_bytes(4, sys.byteorder, signed=True))
-        self.microseconds = int(microseconds)
-
-    def close(self) -> None:
-        """Let the cores idle as before (the kernel drops the limit with the file)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def _rtprio_limit() -> int:
