@@ -1,5 +1,6 @@
 """
-The separate processes of vision_policy_bench: publisher, listener, echo floor, baseline node.
+The separate processes of vision_policy_bench: publisher, listener, echo floor, baseline node,
+and the stall probe (no ROS).
 
 Run by vision_policy_bench as ``python3 -m vision_policy.tools.bench_roles ROLE ...``;
 each role is a plain rclpy program so that every hop crosses real DDS.
