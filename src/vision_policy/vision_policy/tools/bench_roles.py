@@ -1,9 +1,9 @@
 """
-The separate processes of vision_policy_bench: publisher, listener, echo floor, baseline node,
-and the stall probe (no ROS).
+The separate processes of vision_policy_bench: publisher, listener, echo, baseline, probe.
 
 Run by vision_policy_bench as ``python3 -m vision_policy.tools.bench_roles ROLE ...``;
-each role is a plain rclpy program so that every hop crosses real DDS.
+each role but the stall probe (no ROS) is a plain rclpy program, so that every hop
+crosses real DDS.
 """
 
 from __future__ import annotations
