@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 from .action import SafetyLimits
 from .card import PolicyCard
+from .realtime import PRIORITIES
 from .runtime import DEFAULT_PROVIDERS
 
 
@@ -101,7 +102,7 @@ PARAMETERS = (
                                       "ros2_control's update loop; 0 = the default "
                                       'scheduler. Needs CAP_SYS_NICE or an rtprio limit; '
                                       'refused: a warning and the default scheduler',
-              (0, 99), read_only=True),
+              (0, PRIORITIES[1]), read_only=True),
     ParamSpec('plugin_modules', [''], 'modules of observation terms, action terms and sources '
                                       'to load besides the installed entry points (each lists '
                                       'VISION_POLICY_PLUGINS); empty = none'),

@@ -62,10 +62,11 @@ def default_scheduler():
     the caller's SCHED_FIFO: a pool thread spinning at a real-time priority would hold its
     core against every process of the default policy.
     """
-    if not hasattr(os, 'sched_getscheduler') or os.sched_getscheduler(0) == os.SCHED_OTHER:
+    kind = os.sched_getscheduler(0) if hasattr(os, 'sched_getscheduler') else None
+    if kind in (None, os.SCHED_OTHER):
         yield
         return
-    kind, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    param = os.sched_getparam(0)
     use_default()
     try:
         yield

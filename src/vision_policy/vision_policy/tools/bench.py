@@ -116,10 +116,10 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
     listener = subprocess.Popen(ROLES + ['listener', '--count', '0', '--out', str(out),
                                          '--timeout', str(duration + warmup + 90)])
     subject = subprocess.Popen(phase.subject) if phase.subject else None
-    probes = [(workdir / f'{phase.name}_probe{cpu}.json',
-               subprocess.Popen(ROLES + ['stall_probe', '--cpu', str(cpu), '--out',
-                                         str(workdir / f'{phase.name}_probe{cpu}.json')]))
-              for cpu in (probe_cpus() if args.stall_probe else ())]
+    probe_files = {cpu: workdir / f'{phase.name}_probe{cpu}.json'
+                   for cpu in (probe_cpus() if args.stall_probe else ())}
+    probes = [subprocess.Popen(ROLES + ['stall_probe', '--cpu', str(cpu), '--out', str(path)])
+              for cpu, path in probe_files.items()]
     publisher = subprocess.Popen(ROLES + [
         'publisher', '--width', str(args.width), '--height', str(args.height),
         '--encoding', args.encoding, '--rate', str(args.rate), '--duration', str(duration),
@@ -151,9 +151,9 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
         _stop(subject)
         _stop(publisher)
         _stop(listener, signal.SIGTERM)
-        for _, probe in probes:
+        for probe in probes:
             _stop(probe)
-    stalls = stall_figures([json.loads(path.read_text()) for path, _ in probes
+    stalls = stall_figures([json.loads(path.read_text()) for path in probe_files.values()
                             if path.exists()])
     data = json.loads(out.read_text()) if out.exists() else {'latency_s': [], 'arrivals': []}
     published = json.loads(sent_file.read_text()) if sent_file.exists() else {}
