@@ -2,12 +2,16 @@
 
 import json
 import math
+import mmap
+import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import numpy as np
 import pytest
 
 from vision_policy.tools import bench
@@ -105,6 +109,52 @@ def test_steal_time_is_read_from_the_machines_counters():
         assert stolen >= 0.0 and bench.steal_seconds() >= stolen
     else:
         assert math.isnan(stolen)
+
+
+def test_thread_split_groups_main_dds_and_the_rest():
+    before = {10: ('python3', 1.0, 100), 11: ('dds.shm.1', 0.5, 0), 12: ('python3', 0.0, 0)}
+    after = {10: ('python3', 2.0, 300), 11: ('dds.shm.1', 1.0, 0), 12: ('python3', 0.25, 4),
+             13: ('dds.ev.0', 0.25, 2)}  # 13 started during the phase; 14 ended: not counted
+    split = bench.thread_split(10, before, after, wall=2.0)
+    assert split == {'main': {'cpu_percent': 50.0, 'minor_faults_per_s': 100.0},
+                     'dds': {'cpu_percent': 37.5, 'minor_faults_per_s': 1.0},
+                     'other': {'cpu_percent': 12.5, 'minor_faults_per_s': 2.0}}
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='/proc is Linux')
+def test_thread_times_reads_each_threads_cpu_and_faults():
+    """A thread named like DDS's burns CPU while the main thread touches fresh pages."""
+    stop, named = threading.Event(), threading.Event()
+    tid = {}
+
+    def burn():
+        tid['dds'] = threading.get_native_id()
+        Path(f'/proc/self/task/{tid["dds"]}/comm').write_text('dds.bench_test')
+        named.set()
+        while not stop.is_set():
+            sum(range(1000))
+    thread = threading.Thread(target=burn)
+    before = bench.thread_times(os.getpid())
+    t0 = time.monotonic()
+    thread.start()
+    try:
+        assert named.wait(60)
+        pages = mmap.mmap(-1, 8 << 20)  # fresh anonymous memory: each page faults once
+        np.frombuffer(pages, dtype=np.uint8)[::mmap.PAGESIZE] = 1
+        deadline = time.monotonic() + 120
+        while bench.thread_times(os.getpid())[tid['dds']][1] < 0.3:
+            assert time.monotonic() < deadline, 'the burning thread got no CPU'
+            time.sleep(0.05)
+        after = bench.thread_times(os.getpid())
+    finally:
+        stop.set()
+        thread.join(60)
+    wall = time.monotonic() - t0
+    assert after[tid['dds']][0] == 'dds.bench_test' and tid['dds'] not in before
+    split = bench.thread_split(os.getpid(), before, after, wall)
+    assert split['dds']['cpu_percent'] * wall >= 30.0 - 1e-6  # 0.3 s
+    assert split['main']['minor_faults_per_s'] * wall >= (8 << 20) // mmap.PAGESIZE
+    pages.close()
 
 
 def test_rss_growth_is_split_into_private_and_shared_memory():

@@ -129,6 +129,7 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
         time.sleep(warmup + 0.5)
         proc = psutil.Process(subject.pid) if subject else None
         cpu0 = proc.cpu_times() if proc else None
+        threads0 = thread_times(proc.pid) if proc else {}
         t0 = time.monotonic()
         while listener.poll() is None and publisher.poll() is None:
             if subject is not None and subject.poll() is not None:
@@ -138,9 +139,10 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
                 samples.append((proc.memory_info().rss,) + resident_parts(proc.pid))
             steal.append((time.time(), steal_seconds()))
             time.sleep(1.0)
-        cpu_s = 0.0
+        cpu_s, threads1 = 0.0, {}
         if proc:
             cpu1 = proc.cpu_times()
+            threads1 = thread_times(proc.pid)
             cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
         wall = time.monotonic() - t0
         _stop(publisher)
@@ -190,6 +192,8 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
         result['arrival_interval_ms'] = percentiles(intervals)
     if samples:
         result['cpu_percent_of_one_core'] = 100.0 * cpu_s / max(wall, 1e-9)
+        if threads1:
+            result['threads'] = thread_split(subject.pid, threads0, threads1, wall)
         result['rss_mb'] = rss_figures(samples)
     return result
 
@@ -252,6 +256,51 @@ def steal_seconds() -> float:
         return int(fields[8]) / os.sysconf('SC_CLK_TCK')
     except (OSError, IndexError, ValueError):
         return float('nan')
+
+
+def thread_times(pid: int) -> dict:
+    """
+    Return {thread id: (name, CPU seconds, minor page faults)} of a process (Linux; else {}).
+
+    From ``/proc/<pid>/task/*/stat`` (proc_pid_stat(5): minflt, utime and stime are its
+    fields 10, 14 and 15).
+    """
+    try:
+        tasks = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return {}
+    tick = os.sysconf('SC_CLK_TCK')
+    out = {}
+    for tid in tasks:
+        try:
+            with open(f'/proc/{pid}/task/{tid}/stat') as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index('(') + 1:stat.rindex(')')]
+        fields = stat[stat.rindex(')') + 2:].split()  # from field 3 on
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]))
+    return out
+
+
+def thread_split(pid: int, before: dict, after: dict, wall: float) -> dict:
+    """
+    Split a process's CPU and minor page faults over a phase by thread (``thread_times``).
+
+    Groups: the main thread (the node's executor: every callback, the ticks with trigger
+    image, rclpy's copies of each frame), DDS's threads (``dds.*``: Fast DDS's receive and
+    shared-memory threads) and the other threads (the frame worker, onnxruntime's pool).
+    A thread started during the phase counts from 0; one that ended is not counted.
+    """
+    groups = {'main': [0.0, 0], 'dds': [0.0, 0], 'other': [0.0, 0]}
+    for tid, (name, cpu, faults) in after.items():
+        _, cpu0, faults0 = before.get(tid, (name, 0.0, 0))
+        group = 'main' if tid == pid else 'dds' if name.startswith('dds.') else 'other'
+        groups[group][0] += cpu - cpu0
+        groups[group][1] += faults - faults0
+    wall = max(wall, 1e-9)
+    return {g: {'cpu_percent': 100.0 * cpu / wall, 'minor_faults_per_s': faults / wall}
+            for g, (cpu, faults) in groups.items()}
 
 
 def wake_cost(samples: int = 60, sleep_s: float = 1 / 30) -> dict:
@@ -454,6 +503,12 @@ def print_table(res: dict) -> None:
                   f"{'' if probe['fifo'] else ', FIFO refused'}): {len(probe['late'])} of "
                   f"{probe['wakeups']} wake-ups over 4 ms late, {probe['over_10ms']} over "
                   f"10 ms, worst {probe['worst_ms']:.1f} ms")
+    for name in ('echo', 'ours', 'baseline', 'timer'):
+        split = res.get(name, {}).get('threads')
+        if split:
+            print(f'{name}: CPU % of a core by thread (minor page faults / s): ' + ', '.join(
+                f"{g} {v['cpu_percent']:.1f} ({v['minor_faults_per_s']:.0f})"
+                for g, v in split.items()))
     steal = {n: res[n]['steal_ms'] for n in ('echo', 'ours', 'baseline', 'timer')
              if 'steal_ms' in res.get(n, {})}
     if steal:
