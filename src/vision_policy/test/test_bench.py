@@ -140,6 +140,7 @@ def test_thread_times_reads_each_threads_cpu_and_faults():
     try:
         assert named.wait(60)
         pages = mmap.mmap(-1, 8 << 20)  # fresh anonymous memory: each page faults once
+        pages.madvise(mmap.MADV_NOHUGEPAGE)  # (a huge page would take 512 pages at once)
         np.frombuffer(pages, dtype=np.uint8)[::mmap.PAGESIZE] = 1
         deadline = time.monotonic() + 120
         while bench.thread_times(os.getpid())[tid['dds']][1] < 0.3:
