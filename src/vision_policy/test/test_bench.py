@@ -112,13 +112,17 @@ def test_steal_time_is_read_from_the_machines_counters():
 
 
 def test_thread_split_groups_main_dds_and_the_rest():
-    before = {10: ('python3', 1.0, 100), 11: ('dds.shm.1', 0.5, 0), 12: ('python3', 0.0, 0)}
-    after = {10: ('python3', 2.0, 300), 11: ('dds.shm.1', 1.0, 0), 12: ('python3', 0.25, 4),
-             13: ('dds.ev.0', 0.25, 2)}  # 13 started during the phase; 14 ended: not counted
+    before = {10: ('python3', 1.0, 100, 1), 11: ('dds.shm.1', 0.5, 0, 0),
+              12: ('python3', 0.0, 0, 0), 14: ('python3', 0.5, 0, 0)}
+    after = {10: ('python3', 2.0, 300, 4), 11: ('dds.shm.1', 1.0, 0, 0),
+             12: ('python3', 0.25, 4, 0),
+             13: ('dds.ev.0', 0.25, 2, 1)}  # 13 started during the phase; 14 ended: not counted
     split = bench.thread_split(10, before, after, wall=2.0)
-    assert split == {'main': {'cpu_percent': 50.0, 'minor_faults_per_s': 100.0},
-                     'dds': {'cpu_percent': 37.5, 'minor_faults_per_s': 1.0},
-                     'other': {'cpu_percent': 12.5, 'minor_faults_per_s': 2.0}}
+    assert split == {'main': {'cpu_percent': 50.0, 'minor_faults_per_s': 100.0,
+                              'major_faults': 3},
+                     'dds': {'cpu_percent': 37.5, 'minor_faults_per_s': 1.0, 'major_faults': 1},
+                     'other': {'cpu_percent': 12.5, 'minor_faults_per_s': 2.0,
+                               'major_faults': 0}}
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='/proc is Linux')

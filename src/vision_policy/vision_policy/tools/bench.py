@@ -260,10 +260,11 @@ def steal_seconds() -> float:
 
 def thread_times(pid: int) -> dict:
     """
-    Return {thread id: (name, CPU seconds, minor page faults)} of a process (Linux; else {}).
+    Return {thread id: (name, CPU seconds, minor, major page faults)} of a process.
 
-    From ``/proc/<pid>/task/*/stat`` (proc_pid_stat(5): minflt, utime and stime are its
-    fields 10, 14 and 15).
+    From ``/proc/<pid>/task/*/stat`` (proc_pid_stat(5): minflt, majflt, utime and stime are
+    its fields 10, 12, 14 and 15); {} where there is no ``/proc``. A major fault read the
+    page from disk: code or a file the kernel had evicted.
     """
     try:
         tasks = os.listdir(f'/proc/{pid}/task')
@@ -279,7 +280,8 @@ def thread_times(pid: int) -> dict:
             continue  # the thread ended
         name = stat[stat.index('(') + 1:stat.rindex(')')]
         fields = stat[stat.rindex(')') + 2:].split()  # from field 3 on
-        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]))
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]),
+                         int(fields[9]))
     return out
 
 
@@ -292,15 +294,15 @@ def thread_split(pid: int, before: dict, after: dict, wall: float) -> dict:
     shared-memory threads) and the other threads (the frame worker, onnxruntime's pool).
     A thread started during the phase counts from 0; one that ended is not counted.
     """
-    groups = {'main': [0.0, 0], 'dds': [0.0, 0], 'other': [0.0, 0]}
-    for tid, (name, cpu, faults) in after.items():
-        _, cpu0, faults0 = before.get(tid, (name, 0.0, 0))
+    groups = {'main': [0.0, 0, 0], 'dds': [0.0, 0, 0], 'other': [0.0, 0, 0]}
+    for tid, (name, *counts) in after.items():
         group = 'main' if tid == pid else 'dds' if name.startswith('dds.') else 'other'
-        groups[group][0] += cpu - cpu0
-        groups[group][1] += faults - faults0
+        for i, (now, then) in enumerate(zip(counts, before.get(tid, (name, 0.0, 0, 0))[1:])):
+            groups[group][i] += now - then
     wall = max(wall, 1e-9)
-    return {g: {'cpu_percent': 100.0 * cpu / wall, 'minor_faults_per_s': faults / wall}
-            for g, (cpu, faults) in groups.items()}
+    return {g: {'cpu_percent': 100.0 * cpu / wall, 'minor_faults_per_s': minor / wall,
+                'major_faults': major}
+            for g, (cpu, minor, major) in groups.items()}
 
 
 def wake_cost(samples: int = 60, sleep_s: float = 1 / 30) -> dict:
@@ -506,9 +508,10 @@ def print_table(res: dict) -> None:
     for name in ('echo', 'ours', 'baseline', 'timer'):
         split = res.get(name, {}).get('threads')
         if split:
-            print(f'{name}: CPU % of a core by thread (minor page faults / s): ' + ', '.join(
-                f"{g} {v['cpu_percent']:.1f} ({v['minor_faults_per_s']:.0f})"
-                for g, v in split.items()))
+            print(f'{name}: CPU % of a core by thread (minor page faults / s, major page '
+                  f'faults): ' + ', '.join(f"{g} {v['cpu_percent']:.1f} "
+                                           f"({v['minor_faults_per_s']:.0f}, "
+                                           f"{v['major_faults']})" for g, v in split.items()))
     steal = {n: res[n]['steal_ms'] for n in ('echo', 'ours', 'baseline', 'timer')
              if 'steal_ms' in res.get(n, {})}
     if steal:
