@@ -122,15 +122,52 @@ def test_a_lifecycle_configure_on_a_fifo_thread_starts_the_recorder_without_it(
         (os.SCHED_OTHER, 0)
 
 
-def test_realtime_priority_is_read_only_and_reported(harness, model_path):
+def test_realtime_priority_and_lock_memory_are_read_only_and_reported(harness, model_path):
     rig = Rig(harness, model_path)
-    result = rig.node.set_parameters([Parameter('realtime_priority', value=10)])[0]
-    assert not result.successful
+    for name, value in (('realtime_priority', 10), ('lock_memory', True)):
+        assert not rig.node.set_parameters([Parameter(name, value=value)])[0].successful
     values = {kv.key: kv.value for kv in rig.node.diagnostics().values}
     assert values['scheduling'] == 'SCHED_OTHER'  # made by this test's thread
+    assert values['memory_locked'] == 'no'
+
+
+def test_memory_is_not_locked_under_a_finite_limit_without_cap_ipc_lock(monkeypatch):
+    """Pages mapped later would be refused past the limit: refuse the lock instead."""
+    monkeypatch.setattr(realtime, '_memlock_limit', lambda: 64 << 10)
+    monkeypatch.setattr(realtime, '_has_capability', lambda bit: False)
+    with pytest.raises(realtime.RealtimeError,
+                       match=r'64 KiB \(ulimit -l\).*CAP_IPC_LOCK.*memlock unlimited'):
+        realtime.lock_memory()
+    assert realtime.locked_bytes() == 0
 
 
 WITHOUT_SYS_NICE = ['setpriv', '--bounding-set', '-sys_nice', '--inh-caps', '-sys_nice']
+WITHOUT_IPC_LOCK = ['setpriv', '--bounding-set', '-ipc_lock', '--inh-caps', '-ipc_lock']
+
+
+def start_node(model_path, prefix, *params):
+    """Start the node (autostart) in a process; returns it, its output on stdout."""
+    command = [sys.executable, '-m', 'vision_policy.node', '--ros-args', '-p',
+               f'model_path:={model_path}', '-p', 'autostart:=true']
+    for param in params:
+        command += ['-p', param]
+    return subprocess.Popen(prefix + command, env=dict(os.environ, PYTHONUNBUFFERED='1'),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(proc, needle: str, deadline_s: float = 60.0) -> str:
+    """Read the process's output until a line holds needle; returns what was read."""
+    log, deadline = [], time.monotonic() + deadline_s
+    while not any(needle in line for line in log):
+        assert proc.poll() is None and time.monotonic() < deadline, ''.join(log)
+        log.append(proc.stdout.readline())
+    return ''.join(log)
+
+
+def locked_kib(pid: int) -> int:
+    """Return VmLck of a process (kB)."""
+    status = Path(f'/proc/{pid}/status').read_text()
+    return int(re.search(r'^VmLck:\s+(\d+)', status, re.M).group(1))
 
 
 @pytest.mark.parametrize('capabilities', ['as given', 'without CAP_SYS_NICE'])
@@ -142,19 +179,9 @@ def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(
             pytest.skip('needs root and setpriv to take CAP_SYS_NICE away')
         allowed = resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
         prefix = WITHOUT_SYS_NICE
-    command = [sys.executable, '-m', 'vision_policy.node', '--ros-args', '-p',
-               f'model_path:={model_path}', '-p', 'autostart:=true', '-p',
-               'realtime_priority:=10']
-    proc = subprocess.Popen(
-        prefix + command, env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    log = []
+    proc = start_node(model_path, prefix, 'realtime_priority:=10')
     try:
-        deadline = time.monotonic() + 60
-        while not any('executor thread:' in line for line in log):
-            assert proc.poll() is None and time.monotonic() < deadline, ''.join(log)
-            log.append(proc.stdout.readline())
-        text = ''.join(log)
+        text = read_until(proc, 'executor thread:')
         threads = thread_policies(proc.pid)
         if allowed:
             assert 'executor thread: SCHED_FIFO 10 (frame worker SCHED_FIFO 9)' in text, text
@@ -166,6 +193,29 @@ def test_the_node_runs_its_executor_and_frame_worker_under_fifo_and_dds_not(
             assert re.search(r'realtime_priority: SCHED_FIFO priority 10 refused.*'
                              r'default scheduler', text), text
             assert 'executor thread: SCHED_OTHER (frame worker SCHED_OTHER)' in text, text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.parametrize('capabilities', ['as given', 'without CAP_IPC_LOCK'])
+def test_the_node_locks_its_memory_or_says_why_not(model_path, capabilities):
+    allowed = realtime._memlock_limit() is None or realtime._has_capability(
+        realtime.CAP_IPC_LOCK)
+    prefix = []
+    if capabilities != 'as given':
+        if not shutil.which('setpriv') or os.geteuid() != 0:
+            pytest.skip('needs root and setpriv to take CAP_IPC_LOCK away')
+        allowed, prefix = realtime._memlock_limit() is None, WITHOUT_IPC_LOCK
+    proc = start_node(model_path, prefix, 'lock_memory:=true')
+    try:
+        text = read_until(proc, 'executor thread:')
+        if allowed:
+            assert re.search(r'memory locked: yes, \d+ MB at start', text), text
+            assert locked_kib(proc.pid) > 0
+        else:
+            assert 'lock_memory refused' in text and 'memory is not locked' in text, text
+            assert locked_kib(proc.pid) == 0
     finally:
         proc.terminate()
         proc.wait(30)

@@ -53,7 +53,8 @@ from .monitor import Ages, camera_input, ClockState, ClockWatch, Hold, HoldReaso
     InputMonitor, JOINTS
 from .observation import ExtraSourceError, TermError
 from .params import NodeParams, ParameterError, PARAMETERS, SAFETY_LIMITS, SPECS
-from .realtime import default_scheduler, policy, RealtimeError, use_default, use_fifo
+from .realtime import (default_scheduler, lock_memory, policy, RealtimeError, use_default,
+                       use_fifo)
 from .recording import camera_info_input, check_record_path, CLOCK, Recorder, RecordingInfo
 from .registry import load_registry, OBSERVATION_GROUP
 from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, RuntimeOptions
@@ -115,6 +116,7 @@ class PolicyInferenceNode(LifecycleNode):
         self._frame_bytes = {}        # camera -> size of its last serialized frame
         self._heap = HeapWatch()      # gives back the memory a pile-up of frames leaves
         self._scheduling = policy()   # of the executor thread (schedule_executor_thread)
+        self._memory_locked = 'no'    # lock_process_memory
         # On the timer, frames are preprocessed here, off the executor: a tick never waits
         # for a resize.
         self._worker = FrameWorker(self._install_frame, 'policy_inference_frames')
@@ -128,6 +130,17 @@ class PolicyInferenceNode(LifecycleNode):
             self.trigger_configure()
             if self._state_machine.current_state[1] == 'inactive':
                 self.trigger_activate()
+
+    def lock_process_memory(self) -> None:
+        """Lock the process's memory in RAM (mlockall) if lock_memory is true."""
+        if not self.get_parameter('lock_memory').value:
+            return
+        try:
+            self._memory_locked = f'yes, {lock_memory() / 1e6:.0f} MB at start'
+        except RealtimeError as exc:
+            self.get_logger().warn(f'{exc}; memory is not locked')
+            return
+        self.get_logger().info(f'memory locked: {self._memory_locked}')
 
     def schedule_executor_thread(self) -> None:
         """
@@ -708,7 +721,7 @@ class PolicyInferenceNode(LifecycleNode):
                        (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
-        values.append(('scheduling', self._scheduling))
+        values += [('scheduling', self._scheduling), ('memory_locked', self._memory_locked)]
         if self._heap.private is not None:
             values += [('private_memory_mb', f'{self._heap.private / 1e6:.1f}'),
                        ('heap_trims', str(self._heap.trims))]
@@ -761,6 +774,7 @@ def main(args: Optional[list] = None) -> int:
     # The objects of the imports and of the node (48k) leave the garbage collector's scans:
     # a full collection over them took 8 ms, a missed tick at 1080p60; now 0.01 ms.
     gc.freeze()
+    node.lock_process_memory()
     # Before the executor exists: its threads inherit the policy. DDS's threads, started
     # with the node, keep the default scheduler.
     node.schedule_executor_thread()

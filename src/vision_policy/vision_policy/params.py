@@ -103,6 +103,11 @@ PARAMETERS = (
                                       'scheduler. Needs CAP_SYS_NICE or an rtprio limit; '
                                       'refused: a warning and the default scheduler',
               (0, PRIORITIES[1]), read_only=True),
+    ParamSpec('lock_memory', False, "lock the node's memory in RAM at start (mlockall), as "
+                                    "ros2_control's lock_memory: no page of the node is "
+                                    'evicted and faulted back in a tick. Needs CAP_IPC_LOCK '
+                                    'or an unlimited memlock limit; refused: a warning',
+              read_only=True),
     ParamSpec('plugin_modules', [''], 'modules of observation terms, action terms and sources '
                                       'to load besides the installed entry points (each lists '
                                       'VISION_POLICY_PLUGINS); empty = none'),
@@ -143,6 +148,7 @@ class NodeParams:
     clock_timeout: float
     record_path: str
     realtime_priority: int
+    lock_memory: bool
     plugin_modules: tuple
 
     @classmethod

@@ -10,18 +10,30 @@ code that starts threads which must not have it runs in ``default_scheduler()``.
 ``CAP_SYS_NICE`` or an ``rtprio`` limit (``ulimit -r``, ``/etc/security/limits.conf``;
 ``--cap-add=SYS_NICE`` or ``--ulimit rtprio=99`` for a container). Linux only; elsewhere
 ``use_fifo`` raises.
+
+``lock_memory`` keeps the process's pages in RAM (``mlockall``), as ros2_control's
+``lock_memory``: a page the kernel evicted (library code under memory pressure, a stack
+page) would otherwise fault back in from disk inside a tick. Locking now and future
+mappings faults every mapped page in at once and keeps new ones resident as they are mapped.
+With a finite ``memlock`` limit a mapping made later (a thread's stack, a larger frame)
+could be refused, an allocation error mid-run; so it locks only with an unlimited limit or
+``CAP_IPC_LOCK``.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+import ctypes
 import os
+from typing import Optional
 
 PRIORITIES = (1, 99)
+MCL_CURRENT, MCL_FUTURE = 1, 2
+CAP_IPC_LOCK = 14
 
 
 class RealtimeError(OSError):
-    """SCHED_FIFO was refused; the message says why and how to allow it."""
+    """SCHED_FIFO or memory locking was refused; the message says why and how to allow it."""
 
 
 def use_fifo(priority: int, thread_id: int = 0) -> None:
@@ -85,6 +97,61 @@ def policy(thread_id: int = 0) -> str:
     if kind in (getattr(os, 'SCHED_FIFO', None), getattr(os, 'SCHED_RR', None)):
         return f'{name} {os.sched_getparam(thread_id).sched_priority}'
     return name
+
+
+def lock_memory() -> int:
+    """
+    Lock every page of the process in RAM, now and future mappings; returns the bytes locked.
+
+    RealtimeError (nothing locked) without ``CAP_IPC_LOCK`` or an unlimited memlock limit,
+    or when the kernel refuses.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, 'mlockall') or not os.path.exists('/proc/self/status'):
+        raise RealtimeError('mlockall is not available on this system')
+    limit = _memlock_limit()
+    if limit is not None and not _has_capability(CAP_IPC_LOCK):
+        raise RealtimeError(
+            f'lock_memory refused: this process may lock {limit >> 10} KiB (ulimit -l), and '
+            f'pages it maps later would then be refused. Allow it with CAP_IPC_LOCK or '
+            f'"memlock unlimited" in /etc/security/limits.conf (a container: '
+            f'--cap-add=IPC_LOCK or --ulimit memlock=-1)')
+    if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
+        error = ctypes.get_errno()
+        libc.munlockall()  # nothing half-locked, and future mappings not locked
+        raise RealtimeError(f'lock_memory refused: mlockall: {os.strerror(error)}')
+    return locked_bytes()
+
+
+def locked_bytes() -> int:
+    """Return the bytes of this process locked in RAM (VmLck; 0 where unknown)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmLck:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _memlock_limit() -> Optional[int]:
+    """Return the soft memlock limit in bytes (None: unlimited)."""
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _has_capability(bit: int) -> bool:
+    """Return whether this process has a capability in its effective set (CapEff)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('CapEff:'):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def _rtprio_limit() -> int:
