@@ -12,8 +12,8 @@ code that starts threads which must not have it runs in ``default_scheduler()``.
 ``use_fifo`` raises.
 
 ``lock_memory`` keeps the process's pages in RAM (``mlockall``), as ros2_control's
-``lock_memory``: a page the kernel evicted (library code under memory pressure, a stack
-page) would otherwise fault back in from disk inside a tick. Locking now and future
+``lock_memory``: a page the kernel evicted under memory pressure (library code; any page
+where there is swap) would otherwise be read back from disk inside a tick. Locking now and future
 mappings faults every mapped page in at once and keeps new ones resident as they are mapped.
 With a finite ``memlock`` limit a mapping made later (a thread's stack, a larger frame)
 could be refused, an allocation error mid-run; so it locks only with an unlimited limit or
@@ -125,14 +125,8 @@ def lock_memory() -> int:
 
 def locked_bytes() -> int:
     """Return the bytes of this process locked in RAM (VmLck; 0 where unknown)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmLck:'):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    value = _status('VmLck')
+    return int(value.split()[0]) * 1024 if value else 0
 
 
 def _memlock_limit() -> Optional[int]:
@@ -144,14 +138,21 @@ def _memlock_limit() -> Optional[int]:
 
 def _has_capability(bit: int) -> bool:
     """Return whether this process has a capability in its effective set (CapEff)."""
+    value = _status('CapEff')
+    return bool(value) and bool(int(value, 16) >> bit & 1)
+
+
+def _status(field: str) -> str:
+    """Return a field of /proc/self/status ('' where there is none)."""
     try:
         with open('/proc/self/status') as f:
             for line in f:
-                if line.startswith('CapEff:'):
-                    return bool(int(line.split()[1], 16) >> bit & 1)
-    except (OSError, ValueError, IndexError):
+                name, _, value = line.partition(':')
+                if name == field:
+                    return value.strip()
+    except OSError:
         pass
-    return False
+    return ''
 
 
 def _rtprio_limit() -> int:
