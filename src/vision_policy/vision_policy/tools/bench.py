@@ -193,7 +193,7 @@ def run_phase(phase: Phase, args, workdir: Path) -> dict:
     if samples:
         result['cpu_percent_of_one_core'] = 100.0 * cpu_s / max(wall, 1e-9)
         if threads1:
-            result['threads'] = thread_split(subject.pid, threads0, threads1, wall)
+            result['threads'] = thread_split(proc.pid, threads0, threads1, wall)
         result['rss_mb'] = rss_figures(samples)
     return result
 
@@ -287,7 +287,7 @@ def thread_times(pid: int) -> dict:
 
 def thread_split(pid: int, before: dict, after: dict, wall: float) -> dict:
     """
-    Split a process's CPU and minor page faults over a phase by thread (``thread_times``).
+    Split a process's CPU and page faults over a phase by thread (``thread_times``).
 
     Groups: the main thread (the node's executor: every callback, the ticks with trigger
     image, rclpy's copies of each frame), DDS's threads (``dds.*``: Fast DDS's receive and
