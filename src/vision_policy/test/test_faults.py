@@ -158,12 +158,16 @@ def nan_model(tmp_path):
 
 
 def test_model_outputting_nan_holds_with_an_error(harness, tmp_path):
-    rig = Rig(harness, nan_model(tmp_path))
+    # The hold message needs measured positions: a first tick before the first joint
+    # state (a busy machine) holds without one, and the NaN hold that follows in the same
+    # hold is not announced again. A 1 s control period lets the joint states (every
+    # 20 ms) arrive first.
+    rig = Rig(harness, nan_model(tmp_path), control_dt=1.0)
     counters = rig.node.stats.counters
     # Wait for NaN ticks (counted in the node) and the hold message (in transit on a busy
     # machine); then keep feeding: a tick that repeated the hold would show up here.
-    feed_until(rig, lambda: counters.nonfinite_actions >= 3 and rig.received, image=False)
-    feed(rig, 0.5, image=False)
+    feed_until(rig, lambda: counters.nonfinite_actions >= 2 and rig.received, image=False)
+    feed(rig, 1.5, image=False)
     assert counters.commands == 0
     # The only message is one hold at the measured positions.
     assert len(rig.received) == 1
