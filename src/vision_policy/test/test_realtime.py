@@ -7,7 +7,6 @@ frame worker run under it, and DDS's threads and those configure starts do not.
 """
 
 import os
-from pathlib import Path
 import re
 import resource
 import shutil
@@ -20,6 +19,7 @@ import pytest
 from rclpy.parameter import Parameter
 from test_node import Rig  # noqa: I100 (test helper)
 from vision_policy import realtime
+from vision_policy.tools.bench import task_stats
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
                                 reason='SCHED_FIFO and /proc are Linux')
@@ -55,17 +55,9 @@ def fifo_allowed() -> bool:
 
 def thread_policies(pid: int) -> dict:
     """{tid: (name, policy, priority)} of a process's threads (/proc/<pid>/task/*/stat)."""
-    out = {}
-    for task in Path(f'/proc/{pid}/task').iterdir():
-        try:
-            stat = (task / 'stat').read_text()
-        except OSError:
-            continue  # the thread ended
-        name = stat[stat.index('(') + 1:stat.rindex(')')]
-        fields = stat[stat.rindex(')') + 2:].split()
-        # Fields 40 and 41 of proc_pid_stat(5): rt_priority, policy.
-        out[int(task.name)] = (name, int(fields[38]), int(fields[37]))
-    return out
+    # Fields 40 and 41 of proc_pid_stat(5): rt_priority, policy.
+    return {tid: (name, int(fields[38]), int(fields[37]))
+            for tid, (name, fields) in task_stats(pid).items()}
 
 
 def test_a_thread_under_fifo_passes_it_on_and_a_thread_can_leave_it():
@@ -166,8 +158,7 @@ def read_until(proc, needle: str, deadline_s: float = 60.0) -> str:
 
 def locked_kib(pid: int) -> int:
     """Return VmLck of a process (kB)."""
-    status = Path(f'/proc/{pid}/status').read_text()
-    return int(re.search(r'^VmLck:\s+(\d+)', status, re.M).group(1))
+    return int(realtime._status('VmLck', pid).split()[0])
 
 
 @pytest.mark.parametrize('capabilities', ['as given', 'without CAP_SYS_NICE'])

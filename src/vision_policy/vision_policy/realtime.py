@@ -142,10 +142,10 @@ def _has_capability(bit: int) -> bool:
     return bool(value) and bool(int(value, 16) >> bit & 1)
 
 
-def _status(field: str) -> str:
-    """Return a field of /proc/self/status ('' where there is none)."""
+def _status(field: str, pid='self') -> str:
+    """Return a field of /proc/<pid>/status, this process's by default ('' where none)."""
     try:
-        with open('/proc/self/status') as f:
+        with open(f'/proc/{pid}/status') as f:
             for line in f:
                 name, _, value = line.partition(':')
                 if name == field:

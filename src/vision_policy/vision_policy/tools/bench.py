@@ -266,11 +266,23 @@ def thread_times(pid: int) -> dict:
     its fields 10, 12, 14 and 15); {} where there is no ``/proc``. A major fault read the
     page from disk: code or a file the kernel had evicted.
     """
+    tick = os.sysconf('SC_CLK_TCK')
+    return {tid: (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]),
+                  int(fields[9]))
+            for tid, (name, fields) in task_stats(pid).items()}
+
+
+def task_stats(pid: int) -> dict:
+    """
+    Return {thread id: (name, [stat fields from field 3 on])} of a process's threads.
+
+    From ``/proc/<pid>/task/*/stat`` (proc_pid_stat(5)); {} where there is no ``/proc``.
+    The name is read between the first '(' and the last ')', since it may hold either.
+    """
     try:
         tasks = os.listdir(f'/proc/{pid}/task')
     except OSError:
         return {}
-    tick = os.sysconf('SC_CLK_TCK')
     out = {}
     for tid in tasks:
         try:
@@ -278,10 +290,8 @@ def thread_times(pid: int) -> dict:
                 stat = f.read()
         except OSError:
             continue  # the thread ended
-        name = stat[stat.index('(') + 1:stat.rindex(')')]
-        fields = stat[stat.rindex(')') + 2:].split()  # from field 3 on
-        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick, int(fields[7]),
-                         int(fields[9]))
+        out[int(tid)] = (stat[stat.index('(') + 1:stat.rindex(')')],
+                         stat[stat.rindex(')') + 2:].split())
     return out
 
 
