@@ -3,7 +3,8 @@ The README's commands work as written: tool commands run, launch arguments exist
 
 After ``source install/setup.bash`` the tools are on PATH in both setups (stock ROS 2 with
 ``ros2 run``, and the pip-wheel setup without the ros2 CLI). Every ``name:=value`` of a
-``ros2 launch`` command in the README is an argument its launch file declares.
+``ros2 launch`` command in the README is an argument its launch file declares. The pages
+under ``docs/`` that the README links to are held to the same.
 """
 
 import ast
@@ -17,12 +18,13 @@ import pytest
 
 ROOT = workspace_root()
 README = (ROOT / 'README.md').read_text()
+DOCS = sorted((ROOT / 'docs').glob('*.md'))
 
 
 def commands() -> list:
-    """List the README shell commands, continuation lines joined and comments dropped."""
+    """List the shell commands of the README and docs/, continuation lines joined."""
     blocks, fence = [], None
-    for line in README.splitlines():
+    for line in '\n'.join([README] + [d.read_text() for d in DOCS]).splitlines():
         if line.startswith('```'):
             if fence is None:
                 fence = line[3:].strip()
@@ -73,6 +75,14 @@ def declared_arguments(path: Path) -> set:
 def launch_file(package: str, name: str) -> Path:
     folder = ROOT / 'launch' if package == 'vision_policy' else ROOT / 'src' / package / 'launch'
     return folder / name
+
+
+def test_readme_links_resolve():
+    """Every relative link of the README names a file of the workspace."""
+    links = re.findall(r'\]\(([^)#:]+)\)', README)
+    assert 'docs/performance.md' in links
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, f'README links to missing files: {missing}'
 
 
 def test_readme_names_tools_and_launch_commands():

@@ -12,8 +12,8 @@ frames with trigger image, 4.4 on the timer). A stall that piles frames up leave
 free, and resident, for good: one 1080p frame more after the node process was stopped for
 0.3 s. ``HeapWatch`` gives that back, once, when it happens (there: RSS 284.8 -> 266.2 MB).
 Trimming every second instead made the next frame fault its pages in on every trim, and
-the control timer missed ticks (README, "What the node does per frame"). ``mallopt`` and
-``malloc_trim`` are glibc's: elsewhere they do nothing.
+the control timer missed ticks (docs/performance.md, "What the node does per frame").
+``mallopt`` and ``malloc_trim`` are glibc's: elsewhere they do nothing.
 """
 
 from __future__ import annotations
