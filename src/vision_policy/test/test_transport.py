@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from vision_policy.transport import PROFILE_ENV, profile_path, use_profile
+from vision_policy.transport import DEFAULT_SEGMENT_BYTES, loss_hint, LOSS_HINT_FRACTION, \
+    PROFILE_ENV, profile_path, use_profile
 
 ROOT = Path(__file__).resolve().parents[3]
 NS = {'f': 'http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles'}
@@ -53,3 +54,31 @@ def test_every_launch_file_starts_with_the_profile(path):
              isinstance(n.func, ast.Name) and n.func.id != 'LaunchDescription']
     first = min(calls, key=lambda n: (n.lineno, n.col_offset))  # in source order
     assert first.func.id == 'large_image_transport', ast.dump(first)[:200]
+
+
+VGA = 640 * 480 * 3 + 60   # a serialized VGA rgb8 frame
+
+
+def test_loss_hint_needs_sustained_loss_of_frames_over_the_default_segment():
+    assert loss_hint(VGA, 0.0, {}) is None
+    assert loss_hint(VGA, LOSS_HINT_FRACTION / 2, {}) is None  # a stall's odd frame
+    # Small frames fit Fast DDS's default segment: their loss has another cause.
+    assert loss_hint(DEFAULT_SEGMENT_BYTES, 0.5, {}) is None
+    assert loss_hint(VGA, LOSS_HINT_FRACTION, {}) is not None
+
+
+def test_loss_hint_names_the_profile_for_fast_dds():
+    hint = loss_hint(VGA, 0.82, {}, '/ws/share/vision_policy/config/x.xml')
+    assert hint.startswith("82.0% of the camera's frames lost (0.9 MB each): Fast DDS")
+    assert 'this process: none, FASTRTPS_DEFAULT_PROFILES_FILE is not set' in hint
+    assert 'start the driver with FASTRTPS_DEFAULT_PROFILES_FILE=' \
+           '/ws/share/vision_policy/config/x.xml' in hint
+    env = {'RMW_IMPLEMENTATION': 'rmw_fastrtps_dynamic_cpp', PROFILE_ENV: '/etc/mine.xml'}
+    assert 'this process: /etc/mine.xml' in loss_hint(VGA, 0.5, env)
+
+
+def test_loss_hint_for_other_middlewares():
+    cyclone = loss_hint(VGA, 0.5, {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'})
+    assert 'CycloneDDS sends them over UDP' in cyclone and PROFILE_ENV not in cyclone
+    assert loss_hint(VGA, 0.5, {'RMW_IMPLEMENTATION': 'rmw_zenoh_cpp'}).endswith(
+        'over rmw_zenoh_cpp: check its settings for large messages')

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -61,6 +62,7 @@ from .runtime import load_encoder, load_policy, ModelError, PolicyRuntime, Runti
 from .sources import get_source
 from .stats import NodeStats
 from .trajectory_cdr import SerializedTrajectory
+from .transport import loss_hint, PROFILE_NAME, profile_path, ProfileNotFoundError
 
 
 def _descriptor(spec) -> ParameterDescriptor:
@@ -113,6 +115,8 @@ class PolicyInferenceNode(LifecycleNode):
         self._unused = set()          # cameras whose installed frame no tick has used yet
         # Per camera: frames the camera sent that never reached this node (stamp gaps).
         self._frame_loss = {}
+        self._loss_hints = {}         # camera -> the likely cause of its lost frames, if any
+        self._shipped_profile = PROFILE_NAME  # the large-image profile a hint points at
         self._frame_bytes = {}        # camera -> size of its last serialized frame
         self._heap = HeapWatch()      # gives back the memory a pile-up of frames leaves
         self._scheduling = policy()   # of the executor thread (schedule_executor_thread)
@@ -226,6 +230,11 @@ class PolicyInferenceNode(LifecycleNode):
         self.monitor = InputMonitor([JOINTS] + [camera_input(c) for c in cameras] +
                                     list(self._sources), p.camera_skew(card))
         self._frame_loss = {c: FrameLossCounter() for c in cameras}
+        self._loss_hints = dict.fromkeys(cameras)
+        try:
+            self._shipped_profile = profile_path()
+        except ProfileNotFoundError:
+            pass  # the hint names the file alone
         # The latest message is extracted into _pos_in/_vel_in; only a valid one is kept.
         self._pos_in, self._vel_in, self._pos, self._vel = np.zeros((4, len(card.joint_names)))
         tfs = p.time_from_start or p.control_dt
@@ -684,9 +693,19 @@ class PolicyInferenceNode(LifecycleNode):
             if self._clock_state is not ClockState.RUNNING and self._active:
                 self._hold(Hold(HoldReason.CLOCK_STOPPED, self._clock_state.value))
         self._heap.check(sum(self._frame_bytes.values()))
+        self._check_frame_loss()
         msg = DiagnosticArray(status=[self.diagnostics()])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(msg)
+
+    def _check_frame_loss(self) -> None:
+        """Name the likely cause of each camera's lost frames; log it when it first shows."""
+        for camera, loss in self._frame_loss.items():
+            hint = loss_hint(self._frame_bytes.get(camera, 0), loss.loss_fraction, os.environ,
+                             self._shipped_profile)
+            if hint and not self._loss_hints.get(camera):
+                self.get_logger().warn(f'{camera_input(camera)}: {hint}')
+            self._loss_hints[camera] = hint
 
     def diagnostics(self) -> DiagnosticStatus:
         """Report the node's status: state, hold, limits, rates, ages, timings, counters."""
@@ -719,6 +738,8 @@ class PolicyInferenceNode(LifecycleNode):
             values += [(f'{prefix}images_lost', str(loss.lost)),
                        (f'{prefix}image_loss_fraction', f'{loss.loss_fraction:.4f}'),
                        (f'{prefix}camera_rate_hz', f'{1.0 / period:.2f}' if period else '0')]
+            if self._loss_hints.get(camera):
+                values.append((f'{prefix}image_loss_hint', self._loss_hints[camera]))
         if len(self._frame_loss) > 1:
             values.append(('max_camera_skew_s', f'{self.monitor.max_camera_skew:.4f}'))
         values += [('scheduling', self._scheduling), ('memory_locked', self._memory_locked)]

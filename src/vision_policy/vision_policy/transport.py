@@ -12,10 +12,16 @@ always kept.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import MutableMapping, Optional
+from typing import Mapping, MutableMapping, Optional
 
 PROFILE_ENV = 'FASTRTPS_DEFAULT_PROFILES_FILE'
 PROFILE_NAME = 'fastdds_large_images.xml'
+# Fast DDS's default shared-memory segment: a larger frame crosses as UDP fragments.
+DEFAULT_SEGMENT_BYTES = 512 * 1024
+# Frames lost since activation (images_lost) above which the cause is named: sustained
+# loss, not the odd frame a stall of the camera's process leaves out.
+LOSS_HINT_FRACTION = 0.01
+README_SECTION = 'README, "Camera frames need the large-image transport profile"'
 
 
 class ProfileNotFoundError(FileNotFoundError):
@@ -61,3 +67,32 @@ def large_image_transport():
     from launch.substitutions import EnvironmentVariable
     return SetEnvironmentVariable(PROFILE_ENV, EnvironmentVariable(
         PROFILE_ENV, default_value=profile_path()))
+
+
+def loss_hint(frame_bytes: int, loss_fraction: float, environ: Mapping[str, str],
+              shipped: str = PROFILE_NAME) -> Optional[str]:
+    """
+    Name the likely cause when a camera's frames are being lost, or None.
+
+    ``frame_bytes`` is one serialized frame, ``loss_fraction`` the camera's
+    ``image_loss_fraction``, ``environ`` this process's environment, ``shipped`` the
+    profile to point at. Frames over Fast DDS's default segment are lost in bulk unless
+    the camera driver's process and this one both load a larger one; the node cannot see
+    the driver's environment, so the hint says what to check there.
+    """
+    if loss_fraction < LOSS_HINT_FRACTION or frame_bytes <= DEFAULT_SEGMENT_BYTES:
+        return None
+    lost = f"{loss_fraction:.1%} of the camera's frames lost ({frame_bytes / 1e6:.1f} MB each)"
+    rmw = environ.get('RMW_IMPLEMENTATION') or 'rmw_fastrtps_cpp'  # Jazzy's default
+    if 'fastrtps' in rmw:
+        mine = environ.get(PROFILE_ENV)
+        return (f'{lost}: Fast DDS carries frames over {DEFAULT_SEGMENT_BYTES // 1024} KB in '
+                f"shared memory only when the camera driver's process and this one both load "
+                f'a profile with a larger segment (this process: '
+                f'{mine or f"none, {PROFILE_ENV} is not set"}); start the driver with '
+                f'{PROFILE_ENV}={shipped} ({README_SECTION}); a camera on another host '
+                f'sends them over the network')
+    if 'cyclonedds' in rmw:
+        return (f'{lost}: CycloneDDS sends them over UDP; raise the socket receive buffers '
+                f'of every process on the image path ({README_SECTION})')
+    return f'{lost} over {rmw}: check its settings for large messages'
