@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from vision_policy.transport import DEFAULT_SEGMENT_BYTES, loss_hint, LOSS_HINT_FRACTION, \
-    PROFILE_ENV, profile_path, use_profile
+    PROFILE_ENV, profile_path, README_SECTION, use_profile
 
 ROOT = Path(__file__).resolve().parents[3]
 NS = {'f': 'http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles'}
@@ -82,3 +82,8 @@ def test_loss_hint_for_other_middlewares():
     assert 'CycloneDDS sends them over UDP' in cyclone and PROFILE_ENV not in cyclone
     assert loss_hint(VGA, 0.5, {'RMW_IMPLEMENTATION': 'rmw_zenoh_cpp'}).endswith(
         'over rmw_zenoh_cpp: check its settings for large messages')
+
+
+def test_the_section_the_hint_points_to_is_in_the_readme():
+    heading = README_SECTION.split('"')[1]
+    assert f'### {heading}\n' in (ROOT / 'README.md').read_text()

@@ -6,7 +6,8 @@ frame crosses as UDP fragments and a best-effort reader drops every frame that m
 (issue 14: 18 % of VGA frames arrived at 30 Hz). ``config/fastdds_large_images.xml``
 gives the shared-memory transport a segment sized for camera frames. Fast DDS reads it
 from ``FASTRTPS_DEFAULT_PROFILES_FILE`` when a process starts; a variable the user set is
-always kept.
+always kept. A process outside the workspace's launch files (the camera driver) may not
+have it: ``loss_hint`` names that cause when the node sees its frames lost.
 """
 
 from __future__ import annotations
